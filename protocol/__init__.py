@@ -1,0 +1,1 @@
+"""Wire formats and the identifier/value model. No I/O, no clock, no store."""

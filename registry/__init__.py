@@ -1,0 +1,1 @@
+"""The source of truth: one Store interface, one module per backend."""

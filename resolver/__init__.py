@@ -1,0 +1,1 @@
+"""The running node: transports, resolution pipeline, REST app, CLI."""

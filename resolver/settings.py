@@ -1,0 +1,168 @@
+"""Configuration, built once into a frozen object and passed down.
+
+Load order: defaults (mirrored in config/idnode.toml) -> TOML file ->
+``IDNODE_<SECTION>_<KEY>`` environment -> explicit overrides (CLI flags).
+Nothing else in the node reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting has a wrong name or value."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    home: str = "./var"
+    secondary_prefix: str = "88.118"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    bind: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 8 * 1024 * 1024
+    batch_max_items: int = 2000
+    page_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    failure_delay: float = 0.5
+    lockout_failures: int = 5
+    lockout_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    backend: str = "sqlite"
+    path: str = ""
+    poll_interval: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    format: str = "text"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    node: NodeSettings = field(default_factory=NodeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    @property
+    def home(self) -> Path:
+        return Path(self.node.home)
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store.path) if self.store.path else self.home / "registry.sqlite3"
+
+    @property
+    def node_key_path(self) -> Path:
+        return self.home / "node.key"
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
+        return _apply(self, overrides, "override")
+
+
+_CHOICES = {
+    ("log", "format"): {"text", "json"},
+    ("log", "level"): {"debug", "info", "warning", "error"},
+    ("store", "backend"): {"sqlite"},
+}
+
+
+def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
+    where = f"{section}.{name} (from {origin})"
+    try:
+        if typ in (int, "int"):
+            if isinstance(value, bool):
+                raise ValueError
+            out: Any = int(value)
+        elif typ in (float, "float"):
+            out = float(value)
+        else:
+            out = str(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: expected {typ}, got {value!r}") from None
+    if isinstance(out, (int, float)) and out < 0:
+        raise SettingsError(f"{where}: must not be negative")
+    allowed = _CHOICES.get((section, name))
+    if allowed and out not in allowed:
+        raise SettingsError(f"{where}: must be one of {sorted(allowed)}")
+    return out
+
+
+def _apply(settings: Settings, flat: Mapping[str, Any], origin: str) -> Settings:
+    """Apply ``{"section.key": value}`` to a Settings object."""
+    sections = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    changes: dict[str, dict[str, Any]] = {}
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        section, _, name = dotted.partition(".")
+        sec = sections.get(section)
+        if sec is None or name not in {f.name for f in fields(sec)}:
+            raise SettingsError(f"unknown setting {dotted!r} (from {origin})")
+        typ = next(f.type for f in fields(sec) if f.name == name)
+        changes.setdefault(section, {})[name] = _coerce(section, name, typ, value, origin)
+    new = {s: dataclasses.replace(sections[s], **c) for s, c in changes.items()}
+    return dataclasses.replace(settings, **new)
+
+
+def _flatten_toml(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise SettingsError(f"{origin}: top-level key {section!r} must be a [section]")
+        for key, value in table.items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    defaults = Settings()
+    for sec in fields(defaults):
+        for f in fields(getattr(defaults, sec.name)):
+            name = f"IDNODE_{sec.name}_{f.name}".upper()
+            if name in env:
+                flat[f"{sec.name}.{f.name}"] = env[name]
+    if "IDNODE_HOME" in env:
+        flat["node.home"] = env["IDNODE_HOME"]
+    return flat
+
+
+def load_settings(config_file: str | os.PathLike | None = None,
+                  env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build the one Settings object: file -> environment -> overrides."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = config_file or env.get("IDNODE_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path}: {exc}") from None
+        settings = _apply(settings, _flatten_toml(data, str(path)), str(path))
+    settings = _apply(settings, _from_env(env), "environment")
+    if overrides:
+        settings = _apply(settings, overrides, "command line")
+    return settings
