@@ -50,7 +50,7 @@ class HandleValue:
 
     @property
     def is_secret(self) -> bool:
-        return self.type in SECRET_TYPES
+        return self.type.upper() in SECRET_TYPES
 
     def with_(self, **changes) -> "HandleValue":
         return replace(self, **changes)

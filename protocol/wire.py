@@ -108,7 +108,10 @@ class Writer:
         return self
 
     def string(self, text: str) -> "Writer":
-        return self.blob(text.encode("utf-8"))
+        try:
+            return self.blob(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise WireError("text is not encodable as UTF-8") from None
 
     def getvalue(self) -> bytes:
         return bytes(self._parts)
