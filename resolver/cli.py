@@ -1,0 +1,529 @@
+"""The ``idnode`` command line: node set-up, prefixes, identifiers, bulk import.
+
+Every command builds one Settings (file -> environment -> flags), opens the
+store for its own work and closes it. Every failure exits non-zero with ONE
+line on stderr, ``idnode: error: ...`` (status 2 for usage errors, 130 when
+interrupted, 1 otherwise); never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import click
+import orjson
+from tqdm import tqdm
+
+from protocol.codes import RC
+from protocol.identifier import InvalidHandle, parse_handle, parse_prefix
+from protocol.jsoncodec import record_to_json
+from protocol.values import HandleValue
+from registry import errors as reg
+from registry import open_store, provision
+from registry.importer import ImportFormatError, LineSource, guess_format, import_rows, parse
+from registry.store import Store
+
+from . import logs
+from .settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+log = logging.getLogger("idnode.cli")
+ACTOR = "cli"
+EXPORT_PAGE = 1000
+PASSWORD_ENV = "IDNODE_ADMIN_PASSWORD"
+_SHOWN_ONCE = "This secret is shown only now and will not be shown again: store it safely."
+
+
+class CliError(click.ClickException):
+    """A failure worth one line on stderr."""
+
+
+# Errors a user can cause; anything else is a bug and still gets one line.
+_USER_ERRORS = (reg.RegistryError, InvalidHandle, SettingsError, ImportFormatError, OSError, UnicodeError,
+                aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _fail(message: str, status: int) -> None:
+    click.echo(f"idnode: error: {message}", err=True)
+    sys.exit(status)
+
+
+class _Idnode(click.Group):
+    """The top-level group: turns every failure into one stderr line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name or "idnode", complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            _fail(exc.format_message() + hint, exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            _fail("interrupted", 130)
+        except BrokenPipeError:          # the reader went away (`idnode export | head`)
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        except _USER_ERRORS as exc:
+            _fail(_message(exc), 1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            log.debug("internal error", exc_info=True)       # the traceback, with IDNODE_LOG_LEVEL=debug
+            _fail(f"internal error: {type(exc).__name__}: {_message(exc)}", 1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Cli:
+    """What the global options said; each command builds its Settings from it once
+    (which also sets up logging on stderr)."""
+    config: str | None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **more: Any) -> Settings:
+        settings = load_settings(self.config, overrides={**self.overrides, **more})
+        logs.configure(settings.log.format, settings.log.level)
+        return settings
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
+    async def main() -> T:
+        store = open_store(settings, create=create)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+    return asyncio.run(main())
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    if not from_stdin:
+        return None
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise CliError("--password-stdin: no password on standard input")
+    return line
+
+
+def _print_secret(identity: str, secret: str | None) -> None:
+    if secret is None:
+        click.echo(f"admin identity: {identity} (secret as given)")
+        return
+    click.echo(f"admin identity: {identity}")
+    click.echo(f"secret: {secret}")
+    click.echo(_SHOWN_ONCE)
+
+
+def _handle(text: str) -> str:
+    return parse_handle(text).text
+
+
+# ---------------------------------------------------------------- the group
+
+@click.group(cls=_Idnode, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", metavar="DIR", help="Node home: store and node key (default ./var; env IDNODE_HOME).")
+@click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
+              help="TOML configuration file (default: none; env IDNODE_CONFIG).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr (default text).")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, config: str | None, log_format: str | None) -> None:
+    """idnode: a secondary node of the industrial internet identifier
+    resolution system (Handle protocol)."""
+    ctx.obj = Cli(config, {"node.home": home, "log.format": log_format})
+
+
+pass_cli = click.make_pass_decorator(Cli)
+
+
+def main() -> None:
+    """Console script entry point (``idnode``)."""
+    cli.main(prog_name="idnode")
+
+
+# ---------------------------------------------------------------- node
+
+@cli.command()
+@click.option("--prefix", help="The node's secondary prefix (default: node.secondary_prefix, 88.118).")
+@click.option("--if-missing", is_flag=True, help="Exit 0 without change if the home already holds a node.")
+@click.option("--password-stdin", is_flag=True,
+              help=f"Read the node admin secret from stdin (else ${PASSWORD_ENV}, else one is generated).")
+@pass_cli
+def init(obj: Cli, prefix: str | None, if_missing: bool, password_stdin: bool) -> None:
+    """Create the node and its admin identity 300:0.NA/<prefix>.
+
+    A generated secret is printed once, on stdout, and never again.
+    """
+    settings = obj.settings(**{"node.secondary_prefix": prefix and parse_prefix(prefix)})
+    wanted = settings.node.secondary_prefix
+    password = _read_password(password_stdin) or os.environ.get(PASSWORD_ENV) or None
+
+    async def work(store: Store) -> None:
+        try:
+            existing = await store.secondary_prefix()
+        except reg.NotInitialised:
+            existing = None
+        if existing is not None:
+            if prefix is not None and existing.lower() != wanted.lower():
+                raise CliError(f"the node in {settings.home} already serves {existing}, not {wanted}")
+            if not if_missing:
+                raise CliError(f"a node ({existing}) is already initialised in {settings.home}")
+            click.echo(f"node {existing} already initialised in {settings.home}")
+            return
+        secret = await provision.init_node(store, wanted, password, actor=ACTOR)
+        click.echo(f"initialised node {wanted} in {settings.home}")
+        _print_secret(f"{provision.ADMIN_INDEX}:{provision.node_admin_handle(wanted)}", secret)
+
+    _with_store(settings, work, create=True)
+
+
+@cli.command()
+@click.option("--bind", metavar="ADDR", help="Address of the REST API (default http.bind, 127.0.0.1).")
+@click.option("--http-port", type=click.IntRange(0, 65535), metavar="N", help="REST port (default http.port, 8000).")
+@pass_cli
+def serve(obj: Cli, bind: str | None, http_port: int | None) -> None:
+    """Serve the node until SIGINT or SIGTERM."""
+    from .server import run        # the server stack is loaded only to serve
+
+    settings = obj.settings(**{"http.bind": bind, "http.port": http_port})
+    open_store(settings, create=False)      # refuses a home without a node (or its key) up front
+    run(settings)
+
+
+# ---------------------------------------------------------------- prefixes
+
+@cli.group()
+def prefix() -> None:
+    """Enterprise prefixes under the node's secondary prefix."""
+
+
+@prefix.command("create")
+@click.argument("name", metavar="PREFIX")
+@click.option("--owner", required=True, help="Owning organisation.")
+@click.option("--credit-code", default="", help="Unified social credit code (18 characters).")
+@click.option("--contact", default="", help="Contact (e-mail or phone).")
+@click.option("--password-stdin", is_flag=True, help="Read the admin secret from stdin (else one is generated).")
+@pass_cli
+def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: str, password_stdin: bool) -> None:
+    """Allocate PREFIX (e.g. 88.118.8) and its admin 300:PREFIX/ADMIN."""
+    name = parse_prefix(name)
+    settings = obj.settings()
+    password = _read_password(password_stdin)
+    secret = _with_store(settings, lambda store: provision.create_prefix(
+        store, name, owner, credit_code=credit_code, contact=contact, password=password, actor=ACTOR))
+    click.echo(f"created prefix {name}")
+    _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
+
+
+@prefix.command("list")
+@pass_cli
+def prefix_list(obj: Cli) -> None:
+    """All prefixes as a table."""
+    infos = _with_store(obj.settings(), lambda store: store.list_prefixes())
+    if not infos:
+        click.echo("no prefixes", err=True)
+        return
+    rows = [("PREFIX", "STATE", "OWNER", "CREDIT CODE", "CONTACT")]
+    rows += [(p.prefix, p.state, p.owner, p.credit_code or "-", p.contact or "-") for p in infos]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]))
+
+
+def _require_prefix(info, name: str):
+    if info is None:
+        raise reg.PrefixNotFound(f"prefix {name} is not allocated on this node")
+    return info
+
+
+@prefix.command("show")
+@click.argument("name", metavar="PREFIX")
+@pass_cli
+def prefix_show(obj: Cli, name: str) -> None:
+    """One prefix's details."""
+    name = parse_prefix(name)
+    info = _require_prefix(_with_store(obj.settings(), lambda store: store.get_prefix(name)), name)
+    for key, value in (("prefix", info.prefix), ("owner", info.owner), ("credit code", info.credit_code),
+                       ("contact", info.contact), ("state", info.state), ("created", _time(info.created)),
+                       ("admin", f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(info.prefix)}")):
+        click.echo(f"{key + ':':13}{value or '-'}")
+
+
+def _time(unix: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix)) if unix else ""
+
+
+def _state_command(state: str, verb: str):
+    @pass_cli
+    def set_state(obj: Cli, name: str) -> None:
+        name = parse_prefix(name)
+        info = _with_store(obj.settings(), lambda store: store.set_prefix_state(name, state, actor=ACTOR))
+        click.echo(f"prefix {info.prefix} {state}")
+    set_state.__doc__ = f"{verb} PREFIX: its identifiers {'stop' if state == 'disabled' else 'start'} resolving."
+    return prefix.command(verb.lower())(click.argument("name", metavar="PREFIX")(set_state))
+
+
+_state_command("disabled", "Disable")
+_state_command("enabled", "Enable")
+
+
+@prefix.command("passwd")
+@click.argument("name", metavar="PREFIX")
+@click.option("--password-stdin", is_flag=True, help="Read the new secret from stdin (else one is generated).")
+@pass_cli
+def prefix_passwd(obj: Cli, name: str, password_stdin: bool) -> None:
+    """Replace the secret of 300:PREFIX/ADMIN."""
+    name = parse_prefix(name)
+    password = _read_password(password_stdin)
+    secret = _with_store(obj.settings(), lambda store: provision.rotate_prefix_secret(
+        store, name, password, actor=ACTOR))
+    click.echo(f"changed the secret of prefix {name}")
+    _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
+
+
+# ---------------------------------------------------------------- identifiers
+
+def _value_option(text: str) -> tuple[str, str]:
+    type_, sep, data = text.partition("=")
+    if not sep or not type_.strip() or not data:
+        raise click.BadParameter(f"expected TYPE=DATA, got {text!r}", param_hint="'--value'")
+    return type_.strip(), data
+
+
+@cli.command()
+@click.argument("handle")
+@click.option("--url", help="The URL value (index 1).")
+@click.option("--value", "extra", multiple=True, metavar="TYPE=DATA",
+              help="Another text value (indexes 2, 3, ... in the order given); repeatable.")
+@click.option("--overwrite", is_flag=True, help="Replace every value of an existing identifier.")
+@pass_cli
+def register(obj: Cli, handle: str, url: str | None, extra: tuple[str, ...], overwrite: bool) -> None:
+    """Register HANDLE (e.g. 88.118.8/abc) with its values."""
+    handle = _handle(handle)
+    pairs = [_value_option(v) for v in extra]
+    values = ([HandleValue(1, "URL", url.encode())] if url else [])
+    values += [HandleValue(i, t, d.encode()) for i, (t, d) in enumerate(pairs, 2)]
+    if not values:
+        raise click.UsageError("give --url and/or --value TYPE=DATA")
+    try:
+        record = _with_store(obj.settings(), lambda store: store.put_handle(
+            handle, values, mode="replace" if overwrite else "create", actor=ACTOR))
+    except reg.HandleExists:
+        raise CliError(f"{handle} already exists (use --overwrite to replace its values)") from None
+    click.echo(f"{'registered' if not overwrite else 'wrote'} {record.handle} ({len(record.values)} values)")
+
+
+@cli.command()
+@click.argument("handle")
+@pass_cli
+def delete(obj: Cli, handle: str) -> None:
+    """Delete HANDLE and all its values."""
+    handle = _handle(handle)
+    _with_store(obj.settings(), lambda store: store.delete_handle(handle, actor=ACTOR))
+    click.echo(f"deleted {handle}")
+
+
+def _data_text(data: Any) -> str:
+    """One value's data as the human output shows it."""
+    if isinstance(data, dict) and "value" in data:
+        fmt, value = data.get("format"), data["value"]
+        if fmt == "admin" and isinstance(value, dict):
+            return f"admin {value.get('index')}:{value.get('handle')} perms={value.get('permissions')}"
+        if isinstance(value, str):
+            return value if fmt == "string" else f"{fmt}:{value}"
+        return orjson.dumps(value).decode()
+    return orjson.dumps(data).decode()
+
+
+async def _resolve_remote(server: str, handle: str) -> dict:
+    url = f"{server.rstrip('/')}/api/handles/{quote(handle, safe='/')}"
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        try:
+            async with session.get(url) as resp:
+                body = await resp.read()
+        except aiohttp.ClientError as exc:
+            raise CliError(f"cannot reach {server}: {_message(exc)}") from None
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise CliError(f"{server} answered HTTP {resp.status} without a JSON body") from None
+    if not isinstance(doc, dict) or doc.get("responseCode") != RC.SUCCESS:
+        code = doc.get("responseCode") if isinstance(doc, dict) else None
+        msg = doc.get("message") if isinstance(doc, dict) else None
+        if code == RC.HANDLE_NOT_FOUND:
+            raise reg.HandleNotFound(f"{handle} not found")
+        raise CliError(f"{server}: {msg or f'HTTP {resp.status}'} (response code {code})")
+    return doc
+
+
+async def _resolve_local(store: Store, handle: str) -> dict:
+    record = await store.get_handle(handle)
+    if record is None:
+        raise reg.HandleNotFound(f"{handle} not found")
+    return record_to_json(record.handle, record.values)
+
+
+@cli.command()
+@click.argument("handle")
+@click.option("--server", metavar="URL", help="Ask a running node (http://host:port) instead of the local store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the Handle.Net JSON record.")
+@pass_cli
+def resolve(obj: Cli, handle: str, server: str | None, as_json: bool) -> None:
+    """Print HANDLE's values, one per line: index type data (secrets never shown)."""
+    handle = _handle(handle)
+    if server:
+        obj.settings()
+        doc = asyncio.run(_resolve_remote(server, handle))
+    else:
+        doc = _with_store(obj.settings(), lambda store: _resolve_local(store, handle))
+    if as_json:
+        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        return
+    for v in doc.get("values", []):
+        click.echo(f"{v.get('index')} {v.get('type')} {_data_text(v.get('data'))}")
+
+
+@cli.command()
+@click.option("--prefix", "name", required=True, metavar="PREFIX", help="Export every identifier under PREFIX.")
+@click.option("--output", "-o", type=click.File("wb"), default="-", help="Write to FILE (default stdout).")
+@pass_cli
+def export(obj: Cli, name: str, output) -> None:
+    """Write identifiers under PREFIX as JSON lines, the `idnode import` format.
+
+    Each line is {"handle": H, "values": [Handle.Net JSON values]}; HS_SECKEY
+    values are left out (secrets never leave the store).
+    """
+    name = parse_prefix(name)
+
+    async def work(store: Store) -> int:
+        _require_prefix(await store.get_prefix(name), name)
+        count, page = 0, 0
+        while True:
+            handles = await store.list_handles(name, page=page, page_size=EXPORT_PAGE)
+            for h in handles:
+                record = await store.get_handle(h)
+                values = record_to_json(record.handle, record.values)["values"] if record else []
+                if values:
+                    output.write(orjson.dumps({"handle": record.handle, "values": values}) + b"\n")
+                    count += 1
+            if len(handles) < EXPORT_PAGE:
+                return count
+            page += 1
+
+    count = _with_store(obj.settings(), work)
+    output.flush()
+    click.echo(f"exported {count} identifiers under {name}", err=True)
+
+
+@cli.command("import", epilog="""\b
+CSV (one record per line, UTF-8): a header line, then one identifier a line.
+  handle,url,EMAIL,DESC
+  88.118.8/p-0001,https://example.com/p/1,ops@example.com,first batch
+The 'handle' column is required; 'url' becomes the URL value at index 1;
+every other column is a value type whose values get indexes 2, 3, ... in
+column order. Empty cells add no value. Quote fields holding commas
+("a,b"); a field may not span lines.
+
+\b
+JSONL: one JSON object a line, either
+  {"handle": "88.118.8/p-0001", "url": "https://example.com/p/1"}
+or, as `idnode export` writes,
+  {"handle": "88.118.8/p-0001", "values": [{"index": 1, "type": "URL",
+   "data": {"format": "string", "value": "https://example.com/p/1"}}]}
+
+\b
+Rows are committed --batch-size at a time, one transaction per batch; an
+interrupted import keeps every committed batch, and running it again skips
+identifiers that already exist (counted as skipped). Rejected rows are
+listed as 'line N: HANDLE: reason' in --report (or on stderr); the exit
+status is 1 when any row was rejected.""")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]),
+              help="File format (default from the extension: .csv, .jsonl/.ndjson/.json).")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
+              help="Rows per transaction.")
+@click.option("--overwrite", is_flag=True, help="Replace existing identifiers instead of skipping them.")
+@click.option("--report", type=click.Path(dir_okay=False, writable=True), help="Write rejected rows to FILE.")
+@click.option("--progress", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto", show_default=True,
+              help="Progress on stderr: a bar (auto: when stderr is a terminal), or one line per committed batch.")
+@pass_cli
+def import_(obj: Cli, file: str, fmt: str | None, batch_size: int, overwrite: bool, report: str | None,
+            progress: str) -> None:
+    """Register identifiers in bulk from a CSV or JSONL FILE ('-' for stdin)."""
+    summary = _with_store(obj.settings(), lambda store: _import(
+        store, file, fmt=fmt, batch_size=batch_size, overwrite=overwrite, report=report,
+        progress=progress, actor=ACTOR))
+    click.echo(f"imported {summary.imported}, skipped {summary.skipped}, rejected {summary.rejected}")
+    if summary.rejected:
+        where = report if report else "stderr"
+        raise CliError(f"{summary.rejected} rows rejected (listed on {where})")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    imported: int
+    skipped: int
+    rejected: int
+
+
+def _file_size(fh) -> int | None:
+    try:
+        st = os.fstat(fh.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+async def _import(store: Store, file: str, *, fmt: str | None, batch_size: int, overwrite: bool,
+                  report: str | None, progress: str, actor: str) -> ImportSummary:
+    """Stream FILE into the store, reporting each committed batch and each rejected row."""
+    if fmt is None:
+        if file == "-":
+            raise ImportFormatError("reading stdin: give --format csv or --format jsonl")
+        fmt = guess_format(file)
+    imported = skipped = rejected = 0
+    with contextlib.ExitStack() as stack:
+        fh = sys.stdin.buffer if file == "-" else stack.enter_context(open(file, "rb"))
+        out = stack.enter_context(open(report, "w", encoding="utf-8")) if report else None
+        bar = stack.enter_context(tqdm(total=_file_size(fh), unit="B", unit_scale=True, desc="import",
+                                       file=sys.stderr, disable=None if progress == "auto" else progress != "bar"))
+        say = (lambda text: bar.write(text, file=sys.stderr)) if not bar.disable else \
+            (lambda text: click.echo(text, err=True))
+        source = LineSource(fh)
+        async for batch in import_rows(store, parse(fmt, source), batch_size=batch_size,
+                                       overwrite=overwrite, actor=actor):
+            imported += batch.imported
+            skipped += batch.skipped
+            rejected += len(batch.rejected)
+            for row in batch.rejected:
+                if out is not None:
+                    out.write(f"{row}\n")
+                else:
+                    say(f"idnode: rejected {row}")
+            if out is not None:
+                out.flush()
+            if progress == "lines":
+                say(f"idnode: batch {batch.number} committed: lines {batch.first_line}-{batch.last_line}, "
+                    f"imported {batch.imported}, skipped {batch.skipped}, rejected {len(batch.rejected)}")
+            bar.update(source.bytes_read - bar.n)
+    return ImportSummary(imported, skipped, rejected)

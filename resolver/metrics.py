@@ -1,0 +1,70 @@
+"""Prometheus metrics on a registry of the node's own (never the global one).
+
+Labelled children are created once here; handlers hold the children, so the
+request path never calls ``.labels()``. Registry sizes are read at scrape
+time by :meth:`Metrics.render`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+from protocol.codes import RC
+
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class RequestMetrics:
+    """Children of the request counter and histogram for one protocol+operation."""
+    __slots__ = ("_counter", "_labels", "_results", "duration")
+
+    def __init__(self, counter: Counter, histogram: Histogram, protocol: str, operation: str):
+        self._counter = counter
+        self._labels = (protocol, operation)
+        self._results: dict[int, object] = {}
+        self.duration = histogram.labels(protocol, operation)
+        for rc in (RC.SUCCESS, RC.HANDLE_NOT_FOUND, RC.INVALID_HANDLE, RC.ERROR):
+            self.result(rc)
+
+    def result(self, code: int):
+        child = self._results.get(code)
+        if child is None:
+            try:
+                name = RC(code).name.lower()
+            except ValueError:
+                name = f"rc_{code}"
+            child = self._results[code] = self._counter.labels(*self._labels, name)
+        return child
+
+    def observe(self, code: int, seconds: float) -> None:
+        self.result(code).inc()
+        self.duration.observe(seconds)
+
+
+class Metrics:
+    def __init__(self, version: str, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        self._requests = Counter("idnode_requests_total", "Requests answered, by protocol, operation and result.",
+                                 ("protocol", "operation", "result"), registry=self.registry)
+        self._duration = Histogram("idnode_request_duration_seconds", "Time to answer a request.",
+                                   ("protocol", "operation"), buckets=BUCKETS, registry=self.registry)
+        self.identifiers = Gauge("idnode_registry_identifiers", "Identifiers in the registry (read at scrape time).",
+                                 registry=self.registry)
+        self.prefixes = Gauge("idnode_registry_prefixes", "Enterprise prefixes allocated (read at scrape time).",
+                              registry=self.registry)
+        self.auth_failures = Counter("idnode_auth_failures_total", "Failed authentications.",
+                                     ("protocol",), registry=self.registry)
+        Info("idnode_build", "Build information.", registry=self.registry).info({"version": version})
+        self._ops: dict[tuple[str, str], RequestMetrics] = {}
+
+    def op(self, protocol: str, operation: str) -> RequestMetrics:
+        """The children for one operation; call at start-up, keep the result."""
+        key = (protocol, operation)
+        if key not in self._ops:
+            self._ops[key] = RequestMetrics(self._requests, self._duration, protocol, operation)
+        return self._ops[key]
+
+    def render(self, identifiers: int, prefixes: int) -> bytes:
+        self.identifiers.set(identifiers)
+        self.prefixes.set(prefixes)
+        return generate_latest(self.registry)

@@ -1,0 +1,24 @@
+"""The running node's parts, built once and shared by every handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from registry.store import Store
+
+from .auth import Authenticator
+from .metrics import Metrics
+from .settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    settings: Settings
+    store: Store
+    auth: Authenticator
+    metrics: Metrics
+
+
+NODE = web.AppKey("idnode.node", Node)

@@ -1,0 +1,88 @@
+"""Server lifecycle: open the store, serve HTTP, drain and stop on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from registry import open_store
+
+from . import logs
+from .app import make_app
+from .auth import Authenticator
+from .metrics import Metrics
+from .node import Node
+from .settings import Settings
+
+log = logging.getLogger("idnode.server")
+
+
+def _version() -> str:
+    try:
+        return version("idnode")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    node: Node
+    http_port: int
+
+    @property
+    def url(self) -> str:
+        host = self.node.settings.http.bind
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.http_port}"
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, *, shutdown_timeout: float = 5.0) -> AsyncIterator[Running]:
+    """Start the node (store, HTTP) and stop it cleanly on exit; port 0 picks a free port."""
+    store = open_store(settings)
+    await store.open()
+    try:
+        await store.secondary_prefix()       # refuses an uninitialised home early
+        node = Node(settings, store, Authenticator(store, settings.auth), Metrics(_version()))
+        runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False,
+                               shutdown_timeout=shutdown_timeout)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http.bind, settings.http.port, reuse_address=True)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
+        try:
+            yield Running(node, port)
+        finally:
+            await runner.cleanup()
+    finally:
+        await store.close()
+
+
+async def _serve_forever(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with serving(settings) as running:
+        log.info("serving", extra={"http": running.url, "prefix": await running.node.store.secondary_prefix()})
+        await stop.wait()
+        log.info("draining")
+    log.info("stopped")
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM (blocking)."""
+    logs.configure(settings.log.format, settings.log.level)
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:       # pragma: no cover - uvloop is a dependency
+        runner = asyncio.run
+    runner(_serve_forever(settings))
