@@ -1,0 +1,102 @@
+"""Sans-I/O codec of the Handle binary protocol (RFC 3651/3652, Handle.Net 9).
+
+Bytes in, messages out, and back: no sockets, no asyncio, no clock. Where
+time matters (reply expiration, expired replies, UDP reassembly deadlines)
+the caller passes ``now``. Transports (TCP, UDP, HTTP) are thin adapters
+written on top of this package.
+
+Reading a request (server side)::
+
+    from protocol.handle import Envelope, decode_message, HandleProtocolError, ENVELOPE_SIZE
+
+    env = Envelope.from_bytes(first_20_bytes, limits)        # TCP: learn the length first
+    msg = decode_message(env, next_message_length_bytes, limits)
+    # or, with envelope + message in one buffer (HTTP body, UDP datagram):
+    msg = decode(data, limits)
+
+    msg.op_code            # OpCode.RESOLUTION ...   (unknown codes kept: OpCode.UNKNOWN_n)
+    msg.version            # (2, 3): the request's own envelope version
+    msg.envelope           # version, suggested version, session/request id, flags
+    msg.header             # opCode, responseCode, opFlags (OpFlag, unknown bits kept), expiration ...
+    msg.body               # ResolutionRequest(handle, indexes, types), ...
+
+Every malformed or over-limit input raises :class:`HandleProtocolError`
+(a ``protocol.wire.WireError``) and nothing else; it carries ``request_id``,
+``envelope`` and ``op_code`` as far as they could be read, and
+:func:`protocol_error_reply` turns it into the RC 4 answer (or None when not
+even the envelope was readable). :class:`Limits` bounds message size (256 KiB
+by default), handle length (255 bytes), index/type list lengths, value counts.
+
+Answering::
+
+    reply = make_reply(msg, ResolutionResponse(handle, values), now=int(time.time()))
+    wire = encode(reply)                       # envelope + message
+    for datagram in split_datagrams(wire): ... # UDP only
+
+``make_reply`` answers in the request's version (2.1 to 2.11), echoes its
+request and session ids, carries over its AT/CT/ENC/REC/CA/PO/DNRF opFlags,
+adds the request digest when the request set RD (and always to a
+:class:`Challenge`), and sets the expiration to ``now + lifetime``.
+Response codes are ``protocol.codes.RC`` (an unknown code stays a plain int);
+the body class follows from (opCode, responseCode): see :func:`body_type`.
+
+Bodies (immutable slotted dataclasses, ``to_bytes()`` / ``Cls.from_bytes()``):
+:class:`ResolutionRequest`/:class:`ResolutionResponse`,
+:class:`GetSiteInfoRequest`/:class:`GetSiteInfoResponse` (raw HS_SITE record;
+typed by ``protocol.valuetypes.SiteInfo``), :class:`ErrorResponse`,
+:class:`ReferralResponse`, :class:`CreateHandleRequest`/:class:`CreateHandleResponse`,
+:class:`DeleteHandleRequest`, :class:`AddValueRequest`, :class:`RemoveValueRequest`,
+:class:`ModifyValueRequest`, :class:`ListHandlesRequest`/:class:`ListHandlesResponse`,
+:class:`GenericRequest`, :class:`EmptyResponse`, :class:`Challenge` (RC 402),
+:class:`ChallengeAnswerRequest` (opCode 200), :class:`VerifyChallengeRequest` /
+:class:`VerifyChallengeResponse` (opCode 201), :class:`RawBody` (anything not
+interpreted, byte for byte). Handle values use ``protocol.values.HandleValue``
+(:func:`encode_value` / :func:`decode_value`). The request digest of a
+response is ``Message.request_digest`` (:class:`RequestDigest`); the
+credential after the body is :class:`Credential`.
+
+Authentication: :func:`secret_key_answer` / :func:`verify_secret_key_answer`
+compute an HS_SECKEY answer both ways (plain SHA-1 MAC before 2.7,
+PBKDF2-HMAC-SHA1 from 2.7; :func:`secret_key_code` picks as Handle.Net does);
+:class:`SecretKeyAnswer` and :class:`PublicKeyAnswer` parse answer bytes.
+
+UDP: :func:`split_datagrams` cuts at 492 message bytes per datagram;
+:class:`Reassembler` puts sets back together by (address, request id) within
+bounds, with an explicit ``expire(now)``.
+"""
+
+from protocol.codes import RC
+from protocol.handle.bodies import (AddValueRequest, Body, Challenge, ChallengeAnswerRequest, CreateHandleRequest,
+                                    CreateHandleResponse, DeleteHandleRequest, EmptyResponse, ErrorResponse,
+                                    GenericRequest, GetSiteInfoRequest, GetSiteInfoResponse, ListHandlesRequest,
+                                    ListHandlesResponse, ModifyValueRequest, RawBody, ReferralResponse,
+                                    RemoveValueRequest, ResolutionRequest, ResolutionResponse,
+                                    VerifyChallengeRequest, VerifyChallengeResponse)
+from protocol.handle.challenge import (PUBLIC_KEY, SECRET_KEY, PublicKeyAnswer, SecretKeyAnswer, challenge_data,
+                                       secret_key_answer, secret_key_code, verify_secret_key_answer)
+from protocol.handle.codes import (MAX_VERSION, MIN_VERSION, EnvFlag, HashCode, OpCode, OpFlag, Version, as_rc,
+                                   digest_code_for)
+from protocol.handle.credential import Credential, signed_data
+from protocol.handle.envelope import ENVELOPE_SIZE, HEADER_SIZE, Envelope, Header
+from protocol.handle.errors import DEFAULT_LIMITS, HandleProtocolError, Limits
+from protocol.handle.message import (REPLY_LIFETIME, Message, RequestDigest, body_type, decode, decode_message,
+                                     encode, encode_message, header_and_body, make_reply, make_request,
+                                     protocol_error_reply, reply_version)
+from protocol.handle.udp import UDP_DATAGRAM_BYTES, UDP_PAYLOAD_BYTES, Reassembler, split_datagrams
+from protocol.handle.valuecodec import decode_value, encode_value
+
+__all__ = [
+    "RC", "Body", "AddValueRequest", "Challenge", "ChallengeAnswerRequest", "CreateHandleRequest",
+    "CreateHandleResponse", "DeleteHandleRequest", "EmptyResponse", "ErrorResponse", "GenericRequest",
+    "GetSiteInfoRequest", "GetSiteInfoResponse", "ListHandlesRequest", "ListHandlesResponse",
+    "ModifyValueRequest", "RawBody", "ReferralResponse", "RemoveValueRequest", "ResolutionRequest",
+    "ResolutionResponse", "VerifyChallengeRequest", "VerifyChallengeResponse",
+    "PUBLIC_KEY", "SECRET_KEY", "PublicKeyAnswer", "SecretKeyAnswer", "challenge_data", "secret_key_answer",
+    "secret_key_code", "verify_secret_key_answer",
+    "MAX_VERSION", "MIN_VERSION", "EnvFlag", "HashCode", "OpCode", "OpFlag", "Version", "as_rc",
+    "digest_code_for", "Credential", "signed_data", "ENVELOPE_SIZE", "HEADER_SIZE", "Envelope", "Header",
+    "DEFAULT_LIMITS", "HandleProtocolError", "Limits",
+    "REPLY_LIFETIME", "Message", "RequestDigest", "body_type", "decode", "decode_message", "encode",
+    "encode_message", "header_and_body", "make_reply", "make_request", "protocol_error_reply", "reply_version",
+    "UDP_DATAGRAM_BYTES", "UDP_PAYLOAD_BYTES", "Reassembler", "split_datagrams", "decode_value", "encode_value",
+]
