@@ -54,3 +54,7 @@ class NotInitialised(RegistryError):
 class StoreUnavailable(RegistryError):
     code = RC.SERVER_BUSY
     retryable = True
+
+
+class NodeKeyError(RegistryError):
+    """The node key is malformed, or cannot open a stored secret (wrong key or damaged data)."""
