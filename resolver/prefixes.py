@@ -68,8 +68,6 @@ async def create_prefix(request: web.Request) -> web.Response:
     fields = {k: body.get(k, "") for k in ("owner", "creditCode", "contact", "password")}
     if not all(isinstance(v, str) for v in fields.values()):
         raise ApiError(400, RC.ERROR, "owner, creditCode, contact and password must be strings", prefix)
-    if not fields["owner"] or len(fields["password"]) < 12:
-        raise ApiError(400, RC.ERROR, "owner is required and password must have at least 12 characters", prefix)
     try:
         await provision.create_prefix(node.store, prefix, fields["owner"], credit_code=fields["creditCode"],
                                       contact=fields["contact"], password=fields["password"],

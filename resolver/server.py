@@ -46,7 +46,7 @@ class Running:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, *, shutdown_timeout: float = 5.0) -> AsyncIterator[Running]:
     """Start the node (store, HTTP) and stop it cleanly on exit; port 0 picks a free port."""
-    store = open_store(settings)
+    store = open_store(settings, create=False)
     await store.open()
     try:
         await store.secondary_prefix()       # refuses an uninitialised home early

@@ -1,0 +1,206 @@
+"""The idnode CLI in-process (CliRunner): happy paths and one-line failures."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import stat
+
+import orjson
+import pytest
+
+from registry.secrets import verify_password
+
+from .conftest import ENT_PASSWORD, Idnode, assert_error
+
+SECRET_LINE = re.compile(r"^secret: (\S+)$", re.M)
+
+
+def node_admin_hash(idnode: Idnode, handle: str = "0.NA/88.118") -> str:
+    return idnode.with_store(lambda store: store.get_admin(handle, 300)).password_hash
+
+
+# ---------------------------------------------------------------- init
+
+def test_init_prints_the_generated_secret_once(idnode):
+    result = idnode.ok("init")
+    secret = SECRET_LINE.search(result.stdout).group(1)
+    assert "300:0.NA/88.118" in result.stdout and "will not be shown again" in result.stdout
+    assert secret not in result.stderr
+    assert verify_password(secret, node_admin_hash(idnode))
+    assert stat.S_IMODE(idnode.home.stat().st_mode) == 0o700
+
+    again = idnode.ok("init", "--if-missing")
+    assert "already initialised" in again.stdout and "secret" not in again.stdout
+    assert_error(idnode("init"), "already initialised")
+    assert_error(idnode("init", "--prefix", "88.119", "--if-missing"), "already serves 88.118, not 88.119")
+    assert verify_password(secret, node_admin_hash(idnode))        # nothing changed
+
+
+def test_init_takes_the_password_from_the_environment_or_stdin(tmp_path):
+    a, b = Idnode(tmp_path / "a"), Idnode(tmp_path / "b")
+    result = a.ok("init", "--prefix", "88.200", env={"IDNODE_ADMIN_PASSWORD": "from-the-environment"})
+    assert "secret:" not in result.stdout and "secret as given" in result.stdout
+    assert verify_password("from-the-environment", node_admin_hash(a, "0.NA/88.200"))
+    b.ok("init", "--password-stdin", input="from-standard-input\n")
+    assert verify_password("from-standard-input", node_admin_hash(b))
+
+
+@pytest.mark.parametrize("args,env,needle", [
+    (["init", "--prefix", "88..1"], {}, "invalid prefix"),
+    (["init"], {"IDNODE_ADMIN_PASSWORD": "short"}, "at least 12 characters"),
+    (["init", "--password-stdin"], {}, "no password on standard input"),
+])
+def test_init_bad_inputs(idnode, args, env, needle):
+    assert_error(idnode(*args, env=env, input=""), needle)
+
+
+def test_commands_need_a_node_and_do_not_create_one(idnode):
+    for args in (["prefix", "list"], ["resolve", "88.118.8/x"], ["register", "88.118.8/x", "--url", "u"],
+                 ["serve"], ["export", "--prefix", "88.118.8"]):
+        assert_error(idnode(*args), "run `idnode init` first")
+    assert not idnode.home.exists()
+
+
+def test_missing_node_key_is_one_line(node):
+    (node.home / "node.key").unlink()
+    assert_error(node("prefix", "list"), "node.key does not exist")
+
+
+def test_wrong_node_key_is_one_line(node):
+    (node.home / "node.key").write_text("A" * 43 + "=\n")
+    assert_error(node("prefix", "list"), "node key does not open")
+
+
+# ---------------------------------------------------------------- usage and settings
+
+@pytest.mark.parametrize("args,needle", [
+    (["bogus"], "No such command 'bogus'"),
+    (["register"], "Missing argument 'HANDLE'"),
+    (["prefix", "create", "88.118.8"], "Missing option '--owner'"),
+    (["import", "x.csv", "--batch-size", "0"], "--batch-size"),
+    (["--log-format", "xml", "prefix", "list"], "--log-format"),
+    (["register", "88.118.8/x", "--value", "EMAIL"], "expected TYPE=DATA"),
+    (["register", "88.118.8/x"], "give --url and/or --value"),
+])
+def test_usage_errors_are_one_line_with_status_2(node, args, needle):
+    assert_error(node(*args), needle, status=2)
+
+
+def test_bad_config_file_is_one_line(node, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[http]\nport = 'x'\n")
+    assert_error(node("--config", str(bad), "prefix", "list"), "http.port")
+    assert_error(node("--config", str(tmp_path / "missing.toml"), "prefix", "list"), "cannot read config file")
+
+
+def test_help_lists_commands(idnode):
+    result = idnode.ok("--help")
+    for command in ("init", "serve", "prefix", "register", "delete", "import", "resolve", "export"):
+        assert command in result.stdout
+    assert "handle,url" in idnode.ok("import", "--help").stdout
+
+
+# ---------------------------------------------------------------- prefixes
+
+def test_prefix_lifecycle(node):
+    created = node.ok("prefix", "create", "88.118.9", "--owner", "Other Co", "--credit-code", "91440101MA59ABCDEF",
+                      "--contact", "ops@other.example")
+    secret = SECRET_LINE.search(created.stdout).group(1)
+    assert "300:88.118.9/ADMIN" in created.stdout and "will not be shown again" in created.stdout
+    assert verify_password(secret, node_admin_hash(node, "88.118.9/ADMIN"))
+
+    table = node.ok("prefix", "list").stdout.splitlines()
+    assert table[0].split() == ["PREFIX", "STATE", "OWNER", "CREDIT", "CODE", "CONTACT"]
+    assert table[1].split() == ["88.118.8", "enabled", "Acme", "-", "-"]
+    assert table[2].split() == ["88.118.9", "enabled", "Other", "Co", "91440101MA59ABCDEF", "ops@other.example"]
+
+    show = node.ok("prefix", "show", "88.118.9").stdout
+    assert re.search(r"^owner:\s+Other Co$", show, re.M) and re.search(r"^admin:\s+300:88.118.9/ADMIN$", show, re.M)
+
+    assert "88.118.9 disabled" in node.ok("prefix", "disable", "88.118.9").stdout
+    assert_error(node("register", "88.118.9/x", "--url", "u"), "prefix 88.118.9 is disabled")
+    assert "88.118.9 enabled" in node.ok("prefix", "enable", "88.118.9").stdout
+    node.ok("register", "88.118.9/x", "--url", "u")
+
+
+def test_prefix_passwd(node):
+    result = node.ok("prefix", "passwd", "88.118.8")
+    secret = SECRET_LINE.search(result.stdout).group(1)
+    assert "will not be shown again" in result.stdout
+    stored = node_admin_hash(node, "88.118.8/ADMIN")
+    assert verify_password(secret, stored) and not verify_password(ENT_PASSWORD, stored)
+    node.ok("prefix", "passwd", "88.118.8", "--password-stdin", input="another-secret-0001\n")
+    assert verify_password("another-secret-0001", node_admin_hash(node, "88.118.8/ADMIN"))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["prefix", "create", "99.1", "--owner", "X"], "not under this node's prefix 88.118"),
+    (["prefix", "create", "88.118.8", "--owner", "X"], "already allocated"),
+    (["prefix", "create", "88.118.7", "--owner", " "], "owner is required"),
+    (["prefix", "create", "88.118.7", "--owner", "X", "--credit-code", "12"], "credit code"),
+    (["prefix", "create", "88.118.7/x", "--owner", "X"], "invalid prefix"),
+    (["prefix", "show", "88.118.7"], "prefix 88.118.7 is not allocated"),
+    (["prefix", "disable", "88.118.7"], "not allocated"),
+    (["prefix", "enable", "bad prefix"], "invalid prefix"),
+    (["prefix", "passwd", "88.118.7"], "not allocated"),
+])
+def test_prefix_bad_inputs(node, args, needle):
+    assert_error(node(*args), needle)
+
+
+def test_prefix_create_short_stdin_password(node):
+    assert_error(node("prefix", "create", "88.118.7", "--owner", "X", "--password-stdin", input="short\n"),
+                 "at least 12 characters")
+    assert_error(node("prefix", "show", "88.118.7"), "not allocated")
+
+
+# ---------------------------------------------------------------- identifiers
+
+def test_register_resolve_delete(node):
+    assert "(3 values)" in node.ok("register", "88.118.8/Part-1", "--url", "https://acme.example/p/1",
+                                   "--value", "EMAIL=ops@acme.example", "--value", "DESC=a=b").stdout
+    lines = node.ok("resolve", "88.118.8/part-1").stdout.splitlines()
+    assert lines == ["1 URL https://acme.example/p/1", "2 EMAIL ops@acme.example", "3 DESC a=b"]
+    doc = orjson.loads(node.ok("resolve", "88.118.8/PART-1", "--json").stdout)
+    assert doc["responseCode"] == 1 and doc["handle"] == "88.118.8/Part-1"
+    assert [(v["index"], v["type"], v["data"]["value"]) for v in doc["values"]] == [
+        (1, "URL", "https://acme.example/p/1"), (2, "EMAIL", "ops@acme.example"), (3, "DESC", "a=b")]
+
+    assert_error(node("register", "88.118.8/part-1", "--url", "https://x"), "use --overwrite")
+    node.ok("register", "88.118.8/part-1", "--url", "https://acme.example/p/1b", "--overwrite")
+    assert node.ok("resolve", "88.118.8/part-1").stdout.splitlines() == ["1 URL https://acme.example/p/1b"]
+
+    assert "deleted 88.118.8/part-1" in node.ok("delete", "88.118.8/part-1").stdout
+    assert_error(node("resolve", "88.118.8/part-1"), "88.118.8/part-1 not found")
+    assert_error(node("delete", "88.118.8/part-1"), "does not exist")
+
+
+def test_resolve_admin_handle_hides_the_secret(node):
+    out = node.ok("resolve", "88.118.8/ADMIN").stdout
+    assert out.splitlines() == ["100 HS_ADMIN admin 300:88.118.8/ADMIN perms=111111111111"]
+    doc = orjson.loads(node.ok("resolve", "88.118.8/ADMIN", "--json").stdout)
+    assert [v["type"] for v in doc["values"]] == ["HS_ADMIN"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["register", "no-slash", "--url", "u"], "no '/'"),
+    (["register", "88.118.77/x", "--url", "u"], "prefix 88.118.77 is not allocated"),
+    (["register", "88.118.8/", "--url", "u"], "empty suffix"),
+    (["delete", "88.118.8/\x01"], "control"),
+    (["resolve", "nope"], "no '/'"),
+    (["resolve", "88.118.8/missing"], "not found"),
+])
+def test_identifier_bad_inputs(node, args, needle):
+    assert_error(node(*args), needle)
+
+
+def test_locked_store_is_one_line(node):
+    """Another process holding the write lock past the busy timeout (5 s)."""
+    db = sqlite3.connect(node.settings().store_path, isolation_level=None)
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        assert_error(node("register", "88.118.8/locked", "--url", "u"), "the store is busy")
+    finally:
+        db.close()
+    node.ok("register", "88.118.8/locked", "--url", "u")

@@ -1,0 +1,162 @@
+"""The installed `idnode` script as real processes: serve, errors, and a SIGKILL mid-import."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+import orjson
+import pytest
+
+from .conftest import IDNODE, Idnode, assert_error
+
+ROWS = 100_000
+BATCH = 2000
+ACK = re.compile(r"^idnode: batch (\d+) committed: lines (\d+)-(\d+), imported (\d+)")
+DEADLINE = 60.0       # a safety net against a hung child, not a readiness wait
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
+
+
+def start(*args, home) -> subprocess.Popen:
+    return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env=clean_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Lines:
+    """The lines a child writes to a pipe, read on a thread so a wait can have a deadline."""
+
+    def __init__(self, pipe) -> None:
+        self._q: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
+
+    def _pump(self, pipe) -> None:
+        for line in pipe:
+            self._q.put(line.rstrip("\n"))
+        self._q.put(None)
+
+    def next(self, until: float) -> str | None:
+        """The next line; None at end of file. Fails the test past the deadline."""
+        try:
+            line = self._q.get(timeout=max(0.0, until - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no output from the child before the deadline; so far: {self.seen[-5:]}")
+        if line is not None:
+            self.seen.append(line)
+        return line
+
+    def rest(self) -> list[str]:
+        until = time.monotonic() + DEADLINE
+        while self.next(until) is not None:
+            pass
+        return self.seen
+
+
+def run(*args, home, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(IDNODE), "--home", str(home), *map(str, args)], env=clean_env(), input=input,
+                          capture_output=True, text=True, timeout=DEADLINE)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["prefix", "list"], "run `idnode init` first"),
+    (["serve"], "run `idnode init` first"),
+    (["--config", "/nonexistent.toml", "prefix", "list"], "cannot read config file"),
+    (["register", "88.118.8/x"], "give --url"),
+])
+def test_script_failures_are_one_line(tmp_path, args, needle):
+    proc = run(*args, home=tmp_path / "home")
+    assert proc.returncode != 0
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("idnode: error: ") and needle in proc.stderr
+
+
+def test_serve_then_resolve_over_http(node):
+    node.ok("register", "88.118.8/served", "--url", "https://acme.example/served")
+    server = start("--log-format", "json", "serve", "--bind", "127.0.0.1", "--http-port", "0", home=node.home)
+    try:
+        logs = Lines(server.stderr)
+        until = time.monotonic() + DEADLINE
+        url = None
+        while url is None:
+            line = logs.next(until)
+            assert line is not None, f"serve exited: {logs.seen}"
+            event = orjson.loads(line)
+            url = event.get("http") if event.get("event") == "serving" else None
+        assert url.startswith("http://127.0.0.1:")
+        assert node.ok("resolve", "88.118.8/served", "--server", url).stdout.splitlines() == [
+            "1 URL https://acme.example/served"]
+        doc = orjson.loads(node.ok("resolve", "88.118.8/ADMIN", "--server", url, "--json").stdout)
+        assert [v["type"] for v in doc["values"]] == ["HS_ADMIN"]
+        assert_error(node("resolve", "88.118.8/absent", "--server", url), "88.118.8/absent not found")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=DEADLINE) == 0
+        assert any('"stopped"' in line for line in logs.rest())
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_resolve_against_a_closed_port(node):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert_error(node("resolve", "88.118.8/x", "--server", f"http://127.0.0.1:{port}"), "cannot reach")
+
+
+def handle_of(line: int) -> str:
+    return f"88.118.8/crash-{line}"
+
+
+def url_of(line: int) -> str:
+    return f"https://acme.example/item/{line}"
+
+
+def test_sigkill_mid_import_keeps_every_acknowledged_batch(node: Idnode, tmp_path):
+    src = tmp_path / "big.csv"
+    with open(src, "w") as fh:            # line 1 is the header, so row n is on line n
+        fh.write("handle,url\n")
+        fh.writelines(f"{handle_of(n)},{url_of(n)}\n" for n in range(2, ROWS + 2))
+
+    proc = start("import", src, "--progress", "lines", "--batch-size", BATCH, home=node.home)
+    out = Lines(proc.stderr)
+    until = time.monotonic() + DEADLINE
+    acks = 0
+    while acks < 2:
+        line = out.next(until)
+        assert line is not None, f"import ended before two batches: {out.seen}"
+        acks += bool(ACK.match(line))
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=DEADLINE) == -signal.SIGKILL      # killed, not finished
+    acked = [tuple(map(int, m.groups())) for m in map(ACK.match, out.rest()) if m]  # all written before the kill
+    assert len(acked) >= 2 and all(n == BATCH for *_, n in acked)
+
+    with sqlite3.connect(node.settings().store_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+    async def check(store):
+        for _, first, last, _ in acked:
+            for n in range(first, last + 1):
+                record = await store.get_handle(handle_of(n))
+                assert record is not None, f"acknowledged line {n} is missing"
+                assert [(v.index, v.type, v.data) for v in record.values] == [(1, "URL", url_of(n).encode())]
+        return await store.count_handles()
+    present = node.with_store(check) - 2        # the two admin handles
+    assert BATCH * len(acked) <= present < ROWS
+
+    rerun = run("import", src, "--progress", "none", home=node.home)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip() == f"imported {ROWS - present}, skipped {present}, rejected 0"
+    assert node.with_store(lambda store: store.count_handles()) == ROWS + 2
+    last = node.ok("resolve", handle_of(ROWS + 1)).stdout
+    assert last.strip() == f"1 URL {url_of(ROWS + 1)}"
