@@ -6,8 +6,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-# shared/ lies beside the repository (here and in CI's fresh clone).
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "handle-wire"
+# Copied from ../shared/fixtures/handle-wire (requests captured from real clients).
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "handle-wire"
 
 
 def fixture(name: str) -> bytes:
