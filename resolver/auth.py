@@ -114,20 +114,21 @@ class Authenticator:
         cache_key = hmac.new(self._cache_key, f"{identity.lower()}\0{password}".encode(), hashlib.sha256).digest()
         hit = self._verified.get(cache_key)
         if hit is not None and hit[0] > self._clock():
-            return hit[1]
-        admin: AdminIdentity | None = await self._store.get_admin(handle, index)
-        stored = admin.password_hash if admin else None
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
-        if not ok or admin is None:
-            raise await self._fail(sources, "authentication failed")
-        if admin.scope is not None:
-            info = await self._store.get_prefix(admin.scope)
+            principal = hit[1]
+        else:
+            admin: AdminIdentity | None = await self._store.get_admin(handle, index)
+            stored = admin.password_hash if admin else None
+            ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
+            if not ok or admin is None:
+                raise await self._fail(sources, "authentication failed")
+            principal = Principal(admin.identity, admin.scope)
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[cache_key] = (self._clock() + self._verified_ttl, principal)
+            for s in sources:
+                self._failures.pop(s, None)
+        if principal.scope is not None:      # checked on every request: disabling takes effect at once
+            info = await self._store.get_prefix(principal.scope)
             if info is None or info.state != "enabled":
-                raise await self._fail(sources, "the identity's prefix is disabled")
-        principal = Principal(admin.identity, admin.scope)
-        if len(self._verified) > 10_000:
-            self._verified.clear()
-        self._verified[cache_key] = (self._clock() + self._verified_ttl, principal)
-        for s in sources:
-            self._failures.pop(s, None)
+                raise AuthError(RC.AUTHENTICATION_FAILED, f"prefix {principal.scope} is disabled")
         return principal

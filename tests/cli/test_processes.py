@@ -95,6 +95,10 @@ def test_serve_then_resolve_over_http(node):
         assert url.startswith("http://127.0.0.1:")
         assert node.ok("resolve", "88.118.8/served", "--server", url).stdout.splitlines() == [
             "1 URL https://acme.example/served"]
+        # a write made through the CLI while the node runs is answered at once
+        node.ok("register", "88.118.8/while-serving", "--url", "https://acme.example/live")
+        assert node.ok("resolve", "88.118.8/while-serving", "--server", url).stdout.splitlines() == [
+            "1 URL https://acme.example/live"]
         doc = orjson.loads(node.ok("resolve", "88.118.8/ADMIN", "--server", url, "--json").stdout)
         assert [v["type"] for v in doc["values"]] == ["HS_ADMIN"]
         assert_error(node("resolve", "88.118.8/absent", "--server", url), "88.118.8/absent not found")
