@@ -155,18 +155,24 @@ class SQLiteStore(Store):
             raise db_error(exc) from None
 
     async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(conn, now, *args)`` in one transaction on the writer thread."""
-        return await self._run(self._transaction, fn, args)
+        """Run ``fn(conn, now, *args)`` in one transaction on the writer thread,
+        then tell the write listeners which identifiers it touched."""
+        result, touched = await self._run(self._transaction, fn, args)
+        if touched:
+            self._notify_written(touched)
+        return result
 
-    def _transaction(self, fn: Callable[..., Any], args: tuple) -> Any:
+    def _transaction(self, fn: Callable[..., Any], args: tuple) -> tuple[Any, list[str]]:
         conn = self._writer_conn
         if conn is None:
             raise StoreUnavailable("the store is not open")
         conn.execute("BEGIN IMMEDIATE")
         try:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
             result = fn(conn, time.time(), *args)
+            touched = [h for (h,) in conn.execute("SELECT handle FROM audit WHERE seq > ?", (row[0] if row else 0,))]
             conn.execute("COMMIT")
-            return result
+            return result, touched
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -430,9 +436,12 @@ class SQLiteStore(Store):
 
     async def register_batch(self, items: Sequence[tuple[str, Sequence[HandleValue]]], *,
                              overwrite: bool, actor: str) -> list[ItemResult]:
-        return await self._run(self._batch, list(items), bool(overwrite), actor)
+        results, touched = await self._run(self._batch, list(items), bool(overwrite), actor)
+        if touched:
+            self._notify_written(touched)
+        return results
 
-    def _batch(self, items: list, overwrite: bool, actor: str) -> list[ItemResult]:
+    def _batch(self, items: list, overwrite: bool, actor: str) -> tuple[list[ItemResult], list[str]]:
         """Validate every item (outside the transaction), then apply the good ones in one."""
         results: list[ItemResult | None] = [None] * len(items)
         good: list[tuple[int, str, str, str, str, list[HandleValue]]] = []
@@ -447,9 +456,10 @@ class SQLiteStore(Store):
                 good.append((i, label, h.text, key, key[:len(h.prefix)], clean_values(item[1])))
             except RegistryError as exc:
                 results[i] = ItemResult(label, exc.code, str(exc))
+        touched: list[str] = []
         if good:
-            self._transaction(self._batch_tx, (good, results, overwrite, actor))
-        return results  # type: ignore[return-value]
+            _, touched = self._transaction(self._batch_tx, (good, results, overwrite, actor))
+        return results, touched  # type: ignore[return-value]
 
     def _batch_tx(self, conn, now, good: list, results: list, overwrite: bool, actor: str) -> None:
         """Apply the items in order: a later item sees an earlier one of the same batch."""

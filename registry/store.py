@@ -31,16 +31,34 @@ they reach disk; ``get_handle`` returns them still encrypted and only
 from __future__ import annotations
 
 import abc
-from typing import Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 from protocol.values import HandleValue
 
 from .model import AdminIdentity, AuditEntry, HandleRecord, ItemResult, PrefixInfo
 
 PutMode = Literal["create", "replace", "merge", "add"]
+WriteListener = Callable[[Sequence[str]], None]
 
 
 class Store(abc.ABC):
+    """See the module docstring. Backends call :meth:`_notify_written` after
+    every committed write with the identifiers it touched, so caches in the
+    writing process drop them at once (other processes follow the audit feed).
+    """
+
+    _write_listeners: tuple[WriteListener, ...] = ()
+
+    def add_write_listener(self, listener: WriteListener) -> None:
+        self._write_listeners = (*self._write_listeners, listener)
+
+    def remove_write_listener(self, listener: WriteListener) -> None:
+        self._write_listeners = tuple(x for x in self._write_listeners if x is not listener)
+
+    def _notify_written(self, handles: Sequence[str]) -> None:
+        for listener in self._write_listeners:
+            listener(handles)
+
     # -- lifecycle --------------------------------------------------------
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -22,7 +22,7 @@ from registry import errors as reg
 from .bodies import read_body, respond
 from .errors import ApiError, from_registry
 from .node import NODE
-from .rest import principal_of, visible_values
+from .rest import lookup, principal_of, visible_values
 
 
 def _items(body, key: str, limit: int) -> list:
@@ -54,7 +54,7 @@ async def batch_resolve(request: web.Request) -> web.Response:
         except InvalidHandle as exc:
             results.append({"handle": text, "responseCode": int(RC.INVALID_HANDLE), "message": str(exc)})
             continue
-        record = await node.store.get_handle(handle.text)
+        record = (await lookup(node, handle)).record
         if record is None:
             results.append({"handle": handle.text, "responseCode": int(RC.HANDLE_NOT_FOUND)})
             continue

@@ -41,6 +41,27 @@ class RequestMetrics:
         self.duration.observe(seconds)
 
 
+class CacheMetrics:
+    """Cache counters; sizes are read at scrape time by Metrics.render."""
+
+    def __init__(self, registry: CollectorRegistry | None):
+        registry = registry or CollectorRegistry()
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(f"idnode_cache_{name}", doc, registry=registry)
+
+        self.hits = counter("hits_total", "Answers served from the cache.")
+        self.negative_hits = counter("negative_hits_total", "Not-found answers served from the cache.")
+        self.misses = counter("misses_total", "Lookups the cache could not answer.")
+        self.evictions = counter("evictions_total", "Entries evicted to respect the bounds.")
+        self.coalesced = counter("coalesced_misses_total", "Misses that waited for another's registry read.")
+        self.stale_served = counter("stale_served_total", "Expired answers served while the registry was unavailable.")
+        self.prefetches = counter("prefetches_total", "Popular entries refreshed before expiry.")
+        self.entries = Gauge("idnode_cache_entries", "Entries in the cache (read at scrape time).", registry=registry)
+        self.bytes = Gauge("idnode_cache_bytes", "Estimated bytes held by the cache (read at scrape time).",
+                           registry=registry)
+
+
 class Metrics:
     def __init__(self, version: str, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
@@ -55,6 +76,7 @@ class Metrics:
         self.auth_failures = Counter("idnode_auth_failures_total", "Failed authentications.",
                                      ("protocol",), registry=self.registry)
         Info("idnode_build", "Build information.", registry=self.registry).info({"version": version})
+        self.cache = CacheMetrics(self.registry)
         self._ops: dict[tuple[str, str], RequestMetrics] = {}
 
     def op(self, protocol: str, operation: str) -> RequestMetrics:
@@ -64,7 +86,9 @@ class Metrics:
             self._ops[key] = RequestMetrics(self._requests, self._duration, protocol, operation)
         return self._ops[key]
 
-    def render(self, identifiers: int, prefixes: int) -> bytes:
+    def render(self, identifiers: int, prefixes: int, cache=None) -> bytes:
         self.identifiers.set(identifiers)
         self.prefixes.set(prefixes)
+        self.cache.entries.set(len(cache) if cache is not None else 0)
+        self.cache.bytes.set(cache.bytes if cache is not None else 0)
         return generate_latest(self.registry)

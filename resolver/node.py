@@ -10,6 +10,7 @@ from registry.store import Store
 
 from .auth import Authenticator
 from .metrics import Metrics
+from .pipeline import Pipeline
 from .settings import Settings
 
 
@@ -19,6 +20,7 @@ class Node:
     store: Store
     auth: Authenticator
     metrics: Metrics
+    pipeline: Pipeline
 
 
 NODE = web.AppKey("idnode.node", Node)

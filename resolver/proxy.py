@@ -7,7 +7,7 @@ from aiohttp import web
 from protocol.identifier import InvalidHandle, parse_handle
 
 from .node import NODE
-from .rest import visible_values
+from .rest import lookup, visible_values
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -22,7 +22,7 @@ async def proxy(request: web.Request) -> web.Response:
         handle = parse_handle(text)
     except InvalidHandle as exc:
         return _text(400, f"Not a valid identifier: {exc}")
-    record = await node.store.get_handle(handle.text)
+    record = (await lookup(node, handle)).record
     if record is None:
         return _text(404, f"Identifier {handle.text} is not registered on this node.")
     urls = [v for v in visible_values(record.values, admin=False, types=("URL",))]
@@ -49,7 +49,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    body = node.metrics.render(await node.store.count_handles(), await node.store.count_prefixes())
+    body = node.metrics.render(await node.store.count_handles(), await node.store.count_prefixes(),
+                               node.pipeline.cache)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 from aiohttp import web
 
 from protocol.codes import RC
@@ -21,7 +22,7 @@ from protocol.values import HandleValue, Perm
 from registry import errors as reg
 
 from .auth import AuthError, Principal
-from .bodies import read_body, respond
+from .bodies import RC_KEY, read_body, respond
 from .errors import ApiError, from_registry
 from .node import Node, NODE
 
@@ -86,20 +87,42 @@ def visible_values(values, *, admin: bool, indexes=(), types=()) -> list[HandleV
     return out
 
 
+def encode_public_record(entry) -> bytes:
+    """The REST body of an unfiltered, anonymous resolution (kept in the cache entry)."""
+    return orjson.dumps({"responseCode": int(RC.SUCCESS if entry.public else RC.VALUES_NOT_FOUND),
+                         "handle": entry.record.handle, "values": [value_to_json(v) for v in entry.public]})
+
+
+async def lookup(node: Node, handle: Handle):
+    """The pipeline's answer: a hit never awaits."""
+    entry = node.pipeline.cached(handle.key)
+    if entry is None:
+        try:
+            entry = await node.pipeline.resolve(handle)
+        except reg.RegistryError as exc:
+            raise from_registry(exc, handle.text) from None
+    return entry
+
+
 async def get_handle(request: web.Request) -> web.Response:
     node = request.app[NODE]
     text = request.match_info["handle"]
     handle = _parse(text)
+    entry = await lookup(node, handle)
+    if entry.record is None:
+        raise ApiError(404, RC.HANDLE_NOT_FOUND, "handle not found", handle.text)
     indexes = _indexes(request, text)
     types = request.query.getall("type", [])
+    if not (indexes or types or "Authorization" in request.headers):
+        body = entry.encoded("rest", encode_public_record)
+        resp = web.Response(body=body, content_type="application/json")
+        resp[RC_KEY] = int(RC.SUCCESS if entry.public else RC.VALUES_NOT_FOUND)
+        return resp
     principal = await principal_of(request, node, text) if "Authorization" in request.headers else None
-    record = await node.store.get_handle(handle.text)
-    if record is None:
-        raise ApiError(404, RC.HANDLE_NOT_FOUND, "handle not found", handle.text)
     admin = principal is not None and principal.may_admin(handle.prefix)
-    values = visible_values(record.values, admin=admin, indexes=indexes, types=types)
+    values = visible_values(entry.record.values, admin=admin, indexes=indexes, types=types)
     code = RC.SUCCESS if values else RC.VALUES_NOT_FOUND
-    body = {"responseCode": int(code), "handle": record.handle, "values": [value_to_json(v) for v in values]}
+    body = {"responseCode": int(code), "handle": entry.record.handle, "values": [value_to_json(v) for v in values]}
     return respond(request, body)
 
 

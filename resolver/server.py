@@ -19,6 +19,7 @@ from .app import make_app
 from .auth import Authenticator
 from .metrics import Metrics
 from .node import Node
+from .pipeline import Pipeline
 from .settings import Settings
 
 log = logging.getLogger("idnode.server")
@@ -45,24 +46,25 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, *, shutdown_timeout: float = 5.0) -> AsyncIterator[Running]:
-    """Start the node (store, HTTP) and stop it cleanly on exit; port 0 picks a free port."""
-    store = open_store(settings, create=False)
-    await store.open()
-    try:
+    """Start the node (store, pipeline, HTTP) and stop it in reverse order; port 0 picks a free port."""
+    async with contextlib.AsyncExitStack() as stack:
+        store = open_store(settings, create=False)
+        await store.open()
+        stack.push_async_callback(store.close)
         await store.secondary_prefix()       # refuses an uninitialised home early
-        node = Node(settings, store, Authenticator(store, settings.auth), Metrics(_version()))
+        metrics = Metrics(_version())
+        pipeline = Pipeline(store, settings.cache, metrics.cache, poll_interval=settings.store.poll_interval)
+        await pipeline.start()
+        stack.push_async_callback(pipeline.stop)
+        node = Node(settings, store, Authenticator(store, settings.auth), metrics, pipeline)
         runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False,
                                shutdown_timeout=shutdown_timeout)
         await runner.setup()
+        stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.http.bind, settings.http.port, reuse_address=True)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
-        try:
-            yield Running(node, port)
-        finally:
-            await runner.cleanup()
-    finally:
-        await store.close()
+        yield Running(node, port)
 
 
 async def _serve_forever(settings: Settings) -> None:

@@ -35,6 +35,20 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HandleSettings:
+    """The Handle binary protocol on TCP and UDP (the HTTP transport shares [http])."""
+    bind: str = ""                     # empty: the same address as http.bind
+    port: int = 2641
+    idle_timeout: float = 5.0          # seconds a TCP connection may wait for its next request
+    max_message_bytes: int = 256 * 1024
+    site_serial: int = 1               # serial of this node's HS_SITE (get site info)
+    address: str = ""                  # advertised in HS_SITE; empty: the bind address
+    challenge_timeout: float = 60.0    # seconds a client has to answer an authentication challenge
+    max_challenges: int = 1024         # pending challenges kept at once
+    udp_timeout: float = 10.0          # seconds a multi-packet UDP request may take to arrive
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSettings:
     failure_delay: float = 0.5
     lockout_failures: int = 5
@@ -49,6 +63,19 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheSettings:
+    enabled: bool = True
+    max_entries: int = 2_000_000
+    max_bytes: int = 1024 * 1024 * 1024
+    max_negative_entries: int = 100_000
+    max_ttl: float = 3600.0
+    negative_ttl: float = 30.0
+    stale_seconds: float = 300.0
+    prefetch_seconds: float = 5.0
+    prefetch_min_hits: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     format: str = "text"
     level: str = "info"
@@ -58,8 +85,10 @@ class LogSettings:
 class Settings:
     node: NodeSettings = field(default_factory=NodeSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    handle: HandleSettings = field(default_factory=HandleSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -88,6 +117,13 @@ _CHOICES = {
 def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
     where = f"{section}.{name} (from {origin})"
     try:
+        if typ in (bool, "bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError
+            return text in ("true", "1", "yes", "on")
         if typ in (int, "int"):
             if isinstance(value, bool):
                 raise ValueError
