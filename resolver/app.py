@@ -13,6 +13,8 @@ from protocol.codes import RC
 from . import batch, prefixes, proxy, rest
 from .bodies import RC_KEY
 from .errors import ApiError
+from .hs import http as hs_http
+from .hs.service import HandleService
 from .node import NODE, Node
 
 log = logging.getLogger("idnode.http")
@@ -65,12 +67,13 @@ def _metrics_middleware(node: Node):
     return middleware
 
 
-def make_app(node: Node) -> web.Application:
+def make_app(node: Node, hs: HandleService | None = None) -> web.Application:
     app = web.Application(client_max_size=node.settings.http.max_body_bytes,
                           middlewares=[_metrics_middleware(node), error_middleware])
     app[NODE] = node
     rest.add_routes(app)
     batch.add_routes(app)
     prefixes.add_routes(app)
+    hs_http.add_routes(app, hs or HandleService(node))   # POST /{handle}: the Handle protocol over HTTP
     proxy.add_routes(app)          # last: its catch-all route must not shadow /api
     return app

@@ -199,12 +199,14 @@ def init(obj: Cli, prefix: str | None, if_missing: bool, password_stdin: bool) -
 @cli.command()
 @click.option("--bind", metavar="ADDR", help="Address of the REST API (default http.bind, 127.0.0.1).")
 @click.option("--http-port", type=click.IntRange(0, 65535), metavar="N", help="REST port (default http.port, 8000).")
+@click.option("--hs-port", type=click.IntRange(0, 65535), metavar="N",
+              help="Handle protocol TCP and UDP port (default handle.port, 2641).")
 @pass_cli
-def serve(obj: Cli, bind: str | None, http_port: int | None) -> None:
+def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None) -> None:
     """Serve the node until SIGINT or SIGTERM."""
     from .server import run        # the server stack is loaded only to serve
 
-    settings = obj.settings(**{"http.bind": bind, "http.port": http_port})
+    settings = obj.settings(**{"http.bind": bind, "http.port": http_port, "handle.port": hs_port})
     open_store(settings, create=False)      # refuses a home without a node (or its key) up front
     run(settings)
 
@@ -383,15 +385,36 @@ async def _resolve_local(store: Store, handle: str) -> dict:
     return record_to_json(record.handle, record.values)
 
 
+def _resolve_hs(server: str, handle: str, udp: bool) -> dict:
+    from .hs.client import HandleClientError, HandleResponseError, resolve_record
+
+    try:
+        name, values = asyncio.run(resolve_record(server, handle, udp=udp))
+    except HandleResponseError as exc:
+        if exc.code == RC.HANDLE_NOT_FOUND:
+            raise reg.HandleNotFound(f"{handle} not found") from None
+        raise CliError(f"{server}: {exc}") from None
+    except (HandleClientError, ValueError) as exc:
+        raise CliError(f"{server}: {exc}") from None
+    return record_to_json(name, values)
+
+
 @cli.command()
 @click.argument("handle")
 @click.option("--server", metavar="URL", help="Ask a running node (http://host:port) instead of the local store.")
+@click.option("--hs", "hs_server", metavar="HOST:PORT", help="Ask a node over the Handle protocol (TCP).")
+@click.option("--udp", is_flag=True, help="With --hs: over UDP.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Handle.Net JSON record.")
 @pass_cli
-def resolve(obj: Cli, handle: str, server: str | None, as_json: bool) -> None:
+def resolve(obj: Cli, handle: str, server: str | None, hs_server: str | None, udp: bool, as_json: bool) -> None:
     """Print HANDLE's values, one per line: index type data (secrets never shown)."""
     handle = _handle(handle)
-    if server:
+    if udp and not hs_server:
+        raise click.UsageError("--udp goes with --hs HOST:PORT")
+    if hs_server:
+        obj.settings()
+        doc = _resolve_hs(hs_server, handle, udp)
+    elif server:
         obj.settings()
         doc = asyncio.run(_resolve_remote(server, handle))
     else:
@@ -527,3 +550,10 @@ async def _import(store: Store, file: str, *, fmt: str | None, batch_size: int, 
                     f"imported {batch.imported}, skipped {batch.skipped}, rejected {len(batch.rejected)}")
             bar.update(source.bytes_read - bar.n)
     return ImportSummary(imported, skipped, rejected)
+
+
+# ---------------------------------------------------------------- benchmark
+
+from bench.cli import bench as _bench      # noqa: E402 - `idnode bench`: the harness lives in bench/
+
+cli.add_command(_bench)

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -17,6 +18,8 @@ from registry import open_store
 from . import logs
 from .app import make_app
 from .auth import Authenticator
+from .hs.listeners import start_listeners
+from .hs.service import HandleService
 from .metrics import Metrics
 from .node import Node
 from .pipeline import Pipeline
@@ -36,6 +39,8 @@ def _version() -> str:
 class Running:
     node: Node
     http_port: int
+    hs_port: int = 0                     # TCP and UDP port of the Handle protocol
+    hs: HandleService | None = None
 
     @property
     def url(self) -> str:
@@ -45,8 +50,10 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, *, shutdown_timeout: float = 5.0) -> AsyncIterator[Running]:
-    """Start the node (store, pipeline, HTTP) and stop it in reverse order; port 0 picks a free port."""
+async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
+                  clock: Callable[[], float] | None = None) -> AsyncIterator[Running]:
+    """Start the node (store, pipeline, HTTP, Handle TCP/UDP) and stop it in reverse order;
+    port 0 picks a free port. ``clock`` (unix seconds) is the Handle service's (tests step it)."""
     async with contextlib.AsyncExitStack() as stack:
         store = open_store(settings, create=False)
         await store.open()
@@ -57,14 +64,18 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0) -> Async
         await pipeline.start()
         stack.push_async_callback(pipeline.stop)
         node = Node(settings, store, Authenticator(store, settings.auth), metrics, pipeline)
-        runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False,
+        hs = HandleService(node, clock=clock or time.time)
+        runner = web.AppRunner(make_app(node, hs), access_log=None, handle_signals=False,
                                shutdown_timeout=shutdown_timeout)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, settings.http.bind, settings.http.port, reuse_address=True)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
-        yield Running(node, port)
+        listeners = await start_listeners(hs, settings)
+        stack.push_async_callback(listeners.stop, shutdown_timeout)
+        hs.advertise(tcp_port=listeners.port, udp_port=listeners.port, http_port=port)
+        yield Running(node, port, listeners.port, hs)
 
 
 async def _serve_forever(settings: Settings) -> None:
@@ -73,7 +84,8 @@ async def _serve_forever(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with serving(settings) as running:
-        log.info("serving", extra={"http": running.url, "prefix": await running.node.store.secondary_prefix()})
+        log.info("serving", extra={"http": running.url, "hs_port": running.hs_port,
+                                   "prefix": await running.node.store.secondary_prefix()})
         await stop.wait()
         log.info("draining")
     log.info("stopped")

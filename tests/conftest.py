@@ -39,7 +39,7 @@ class LiveNode:
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(env={}, overrides={"node.home": str(tmp_path / "home"), "http.port": 0,
+    return load_settings(env={}, overrides={"node.home": str(tmp_path / "home"), "http.port": 0, "handle.port": 0,
                                              "auth.failure_delay": 0.0})
 
 

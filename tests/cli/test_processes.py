@@ -82,7 +82,8 @@ def test_script_failures_are_one_line(tmp_path, args, needle):
 
 def test_serve_then_resolve_over_http(node):
     node.ok("register", "88.118.8/served", "--url", "https://acme.example/served")
-    server = start("--log-format", "json", "serve", "--bind", "127.0.0.1", "--http-port", "0", home=node.home)
+    server = start("--log-format", "json", "serve", "--bind", "127.0.0.1", "--http-port", "0", "--hs-port", "0",
+                   home=node.home)
     try:
         logs = Lines(server.stderr)
         until = time.monotonic() + DEADLINE

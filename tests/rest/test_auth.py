@@ -14,7 +14,7 @@ URL = {"values": [{"index": 1, "type": "URL", "data": "https://acme.example/"}]}
 
 @pytest.fixture
 async def strict_node(tmp_path):
-    settings = load_settings(env={}, overrides={"node.home": str(tmp_path / "home"), "http.port": 0,
+    settings = load_settings(env={}, overrides={"node.home": str(tmp_path / "home"), "http.port": 0, "handle.port": 0,
                                                  "auth.failure_delay": 0.0, "auth.lockout_failures": 3})
     await provision_node(settings)
     async with serving(settings) as running, aiohttp.ClientSession() as session:

@@ -1,0 +1,392 @@
+"""An async Handle protocol client over TCP, UDP and HTTP, with challenge-response.
+
+::
+
+    async with HandleClient("127.0.0.1", 2641) as client:            # or transport="udp" / "http"
+        reply = await client.resolve("88.118.8/product-123")
+        auth = SecretKeyAuth("88.118.8/ADMIN", 300, b"the secret")
+        await client.create_handle("88.118.8/new", values, auth)
+
+The I/O lives here; every byte is read and written by :mod:`protocol.handle`.
+A TCP client keeps its connection for the requests that follow (as the CAICT
+SDK does); UDP requests and replies of any size travel as 492-byte packets;
+HTTP posts ``application/x-hdl-message``. Replies are checked: same request
+id, not expired by the client's (injectable) clock, the request digest right
+when one was asked for, and a challenge only answered when its digest is of
+the request this client sent. Failures raise :class:`HandleClientError`:
+:class:`HandleResponseError` (the server said no: ``code``, ``message``) or
+:class:`HandleTransportError` (could not talk to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+from urllib.parse import quote
+
+import aiohttp
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
+
+from protocol.codes import RC
+from protocol.handle import (ENVELOPE_SIZE, MAX_VERSION, PUBLIC_KEY, SECRET_KEY, AddValueRequest, Challenge,
+                             ChallengeAnswerRequest, CreateHandleRequest, DeleteHandleRequest, Envelope,
+                             ErrorResponse, GetSiteInfoRequest, HandleProtocolError, Limits, ListHandlesRequest,
+                             Message, ModifyValueRequest, OpFlag, PublicKeyAnswer, Reassembler,
+                             RemoveValueRequest, ResolutionRequest, ResolutionResponse, Version, challenge_data,
+                             decode, decode_message, encode, make_request, secret_key_answer, secret_key_code,
+                             split_datagrams)
+from protocol.values import HandleValue
+from protocol.valuetypes import SiteInfo, WireError
+
+HDL_MIME_TYPE = "application/x-hdl-message"
+CLIENT_LIMITS = Limits(max_message_bytes=16 * 1024 * 1024)    # replies may be larger than requests
+
+
+class HandleClientError(Exception):
+    """The root of the client's errors."""
+
+
+class HandleTransportError(HandleClientError):
+    """No usable reply: connection refused or lost, timeout, malformed reply."""
+
+
+class HandleResponseError(HandleClientError):
+    """The server answered with an error response code."""
+
+    def __init__(self, code: int, message: str = "", reply: Message | None = None):
+        super().__init__(f"response code {code}" + (f": {message}" if message else ""))
+        self.code = int(code)
+        self.message = message
+        self.reply = reply
+
+
+# ------------------------------------------------------------------ credentials
+
+@dataclass(frozen=True, slots=True)
+class SecretKeyAuth:
+    """An identity holding an HS_SECKEY secret (``index:handle``)."""
+
+    handle: str
+    index: int
+    secret: bytes
+    auth_type = SECRET_KEY
+
+    def answer(self, challenge: Message) -> bytes:
+        code = secret_key_code(challenge.version, challenge.envelope.suggested_version)
+        return secret_key_answer(self.secret, challenge.body.nonce, challenge.request_digest.digest, code,
+                                 salt=os.urandom(16))
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKeyAuth:
+    """An identity holding the private key of an HS_PUBKEY value (RSA or DSA)."""
+
+    handle: str
+    index: int
+    private_key: Any               # cryptography RSAPrivateKey or DSAPrivateKey
+    hash_alg: str = "SHA256"
+    auth_type = PUBLIC_KEY
+
+    def answer(self, challenge: Message) -> bytes:
+        data = challenge_data(challenge.body.nonce, challenge.request_digest.digest)
+        digest = {"SHA1": hashes.SHA1, "SHA256": hashes.SHA256}[self.hash_alg]()
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
+            signature = self.private_key.sign(data, padding.PKCS1v15(), digest)
+        elif isinstance(self.private_key, dsa.DSAPrivateKey):
+            signature = self.private_key.sign(data, digest)
+        else:
+            raise TypeError("private_key must be an RSA or DSA private key")
+        return PublicKeyAnswer(self.hash_alg, signature).to_bytes()
+
+
+Auth = SecretKeyAuth | PublicKeyAuth
+
+
+# ------------------------------------------------------------------ transports
+
+def split_messages(data: bytes, limits: Limits = CLIENT_LIMITS) -> list[Message]:
+    """Messages sent one after another (an HTTP body, a TCP stream read to its end)."""
+    out, offset = [], 0
+    while offset < len(data):
+        env = Envelope.from_bytes(data[offset:offset + ENVELOPE_SIZE], limits)
+        end = offset + ENVELOPE_SIZE + env.message_length
+        if end > len(data):
+            raise HandleProtocolError("reply cut short", request_id=env.request_id, envelope=env)
+        out.append(decode(data[offset:end], limits))
+        offset = end
+    return out
+
+
+def _more(msg: Message) -> bool:
+    return OpFlag.CN in msg.op_flags
+
+
+class TcpChannel:
+    """One TCP connection, opened on first use and kept for the next requests."""
+
+    def __init__(self, host: str, port: int, limits: Limits):
+        self.host, self.port, self.limits = host, port, limits
+        self.connects = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, wire: bytes, request_id: int, handle: str) -> list[Message]:
+        reused = self._writer is not None and not self._writer.is_closing() and not self._reader.at_eof()
+        try:
+            return await self._exchange(wire, request_id)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            nothing_read = not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
+            if not (reused and nothing_read):
+                raise
+            await self.close()                  # the server closed the idle connection: once more, anew
+            return await self._exchange(wire, request_id)
+
+    async def _exchange(self, wire: bytes, request_id: int) -> list[Message]:
+        if self._writer is None or self._writer.is_closing() or self._reader.at_eof():
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            self.connects += 1
+        self._writer.write(wire)
+        await self._writer.drain()
+        replies: list[Message] = []
+        while not replies or _more(replies[-1]):
+            env = Envelope.from_bytes(await self._reader.readexactly(ENVELOPE_SIZE), self.limits)
+            msg = decode_message(env, await self._reader.readexactly(env.message_length), self.limits)
+            if msg.request_id == request_id:
+                replies.append(msg)
+        return replies
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except OSError:
+                pass
+            self._writer = self._reader = None
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.queue.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        self.queue.put_nowait(b"")         # e.g. ICMP port unreachable: fail the wait now
+
+
+class UdpChannel:
+    """A connected UDP socket; requests and replies of any size in 492-byte packets."""
+
+    def __init__(self, host: str, port: int, limits: Limits, timeout: float):
+        self.host, self.port, self.limits = host, port, limits
+        self._reassembler = Reassembler(timeout=timeout, limits=limits)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._protocol: _Datagrams | None = None
+
+    async def exchange(self, wire: bytes, request_id: int, handle: str) -> list[Message]:
+        if self._transport is None:
+            loop = asyncio.get_running_loop()
+            self._transport, self._protocol = await loop.create_datagram_endpoint(
+                _Datagrams, remote_addr=(self.host, self.port))
+        for datagram in split_datagrams(wire):
+            self._transport.sendto(datagram)
+        replies: list[Message] = []
+        while not replies or _more(replies[-1]):
+            datagram = await self._protocol.queue.get()
+            if not datagram:
+                raise HandleTransportError(f"{self.host}:{self.port} refused the UDP request")
+            whole = self._reassembler.feed("server", datagram, time.monotonic())
+            if whole is not None:
+                msg = decode(whole, self.limits)
+                if msg.request_id == request_id:
+                    replies.append(msg)
+        return replies
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+
+class HttpChannel:
+    """``POST /{handle}`` with the message as the body."""
+
+    def __init__(self, host: str, port: int, limits: Limits):
+        self.base = f"http://{host}:{port}"
+        self.limits = limits
+        self._session: aiohttp.ClientSession | None = None
+
+    async def exchange(self, wire: bytes, request_id: int, handle: str) -> list[Message]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = f"{self.base}/{quote(handle, safe='')}"
+        headers = {"Content-Type": HDL_MIME_TYPE, "Accept": HDL_MIME_TYPE}
+        async with self._session.post(url, data=wire, headers=headers) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise HandleTransportError(f"{url}: HTTP {resp.status}")
+        return [m for m in split_messages(body, self.limits) if m.request_id == request_id]
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+# ------------------------------------------------------------------ the client
+
+class HandleClient:
+    """Requests to one server over one transport ("tcp", "udp" or "http")."""
+
+    def __init__(self, host: str, port: int, *, transport: str = "tcp", timeout: float = 10.0,
+                 clock: Callable[[], float] = time.time, version: Version = MAX_VERSION,
+                 limits: Limits = CLIENT_LIMITS):
+        if transport == "tcp":
+            self.channel: Any = TcpChannel(host, port, limits)
+        elif transport == "udp":
+            self.channel = UdpChannel(host, port, limits, timeout)
+        elif transport == "http":
+            self.channel = HttpChannel(host, port, limits)
+        else:
+            raise ValueError(f"unknown transport {transport!r}")
+        self.transport, self.timeout, self.clock, self.version = transport, timeout, clock, version
+        self._ids = itertools.count(secrets.randbelow(1 << 30) + 1)
+
+    async def __aenter__(self) -> "HandleClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    def _next_id(self) -> int:
+        return next(self._ids) & 0x7FFFFFFF or next(self._ids)
+
+    # -- exchanges ---------------------------------------------------------------------
+    async def exchange(self, wire: bytes, request_id: int, handle: str = "") -> list[Message]:
+        """Send encoded request bytes; the replies to ``request_id``, checked for
+        expiry. Use it to replay captured requests byte for byte."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                replies = await self.channel.exchange(wire, request_id, handle)
+        except HandleProtocolError as exc:
+            await self.close()
+            raise HandleTransportError(f"malformed reply: {exc}") from None
+        except (OSError, EOFError, asyncio.IncompleteReadError, aiohttp.ClientError) as exc:
+            await self.close()
+            raise HandleTransportError(f"cannot talk to the server: {exc or type(exc).__name__}") from None
+        except TimeoutError:
+            await self.close()
+            raise HandleTransportError(f"no reply within {self.timeout} s") from None
+        now = self.clock()
+        for reply in replies:
+            if reply.expired(int(now)):
+                raise HandleTransportError("the reply has expired (check the clocks)")
+        return replies
+
+    async def send(self, request: Message, auth: Auth | None = None) -> list[Message]:
+        """Send a request; answer a challenge with ``auth``; raise
+        :class:`HandleResponseError` unless the final reply succeeded."""
+        handle = getattr(request.body, "handle", "") or ""
+        replies = await self.exchange(encode(request), request.request_id, handle)
+        first = replies[0]
+        if first.response_code == RC.AUTHENTICATION_NEEDED and isinstance(first.body, Challenge):
+            if auth is None:
+                raise HandleResponseError(RC.AUTHENTICATION_NEEDED, "authentication needed", first)
+            if first.request_digest is None or not first.request_digest.matches(request):
+                raise HandleTransportError("the challenge is not for the request sent")
+            body = ChallengeAnswerRequest(auth.auth_type, auth.handle, auth.index, auth.answer(first))
+            answer = make_request(body, request_id=self._next_id(), now=int(self.clock()),
+                                  op_flags=request.op_flags, version=request.version,
+                                  session_id=first.envelope.session_id)
+            replies = await self.exchange(encode(answer), answer.request_id, handle)
+        for reply in replies:
+            if reply.response_code != RC.SUCCESS:
+                message = reply.body.message if isinstance(reply.body, ErrorResponse) else ""
+                raise HandleResponseError(reply.response_code, message, reply)
+        return replies
+
+    def request(self, body, *, op_flags: OpFlag = OpFlag.REC | OpFlag.CA | OpFlag.PO,
+                session_id: int = 0) -> Message:
+        return make_request(body, request_id=self._next_id(), now=int(self.clock()), op_flags=op_flags,
+                            version=self.version, session_id=session_id)
+
+    # -- operations ------------------------------------------------------------------
+    async def resolve(self, handle: str, *, indexes: Sequence[int] = (), types: Sequence[str] = (),
+                      auth: Auth | None = None, digest: bool = False) -> ResolutionResponse:
+        """The values of ``handle``; with ``auth`` the request asks for
+        non-public values too and authenticates when challenged."""
+        flags = OpFlag.REC | OpFlag.CA | (OpFlag(0) if auth else OpFlag.PO) | (OpFlag.RD if digest else OpFlag(0))
+        request = self.request(ResolutionRequest(handle, tuple(indexes), tuple(types)), op_flags=flags,
+                               session_id=secrets.randbelow(0x7FFFFFFF) + 1 if auth else 0)
+        reply = (await self.send(request, auth))[0]
+        if digest and (reply.request_digest is None or not reply.request_digest.matches(request)):
+            raise HandleTransportError("the reply's request digest does not match the request")
+        return reply.body
+
+    async def site_info(self) -> SiteInfo:
+        reply = (await self.send(self.request(GetSiteInfoRequest("/"))))[0]
+        try:
+            return SiteInfo.decode(reply.body.site)
+        except WireError as exc:
+            raise HandleTransportError(f"malformed site information: {exc}") from None
+
+    async def create_handle(self, handle: str, values: Sequence[HandleValue], auth: Auth, *,
+                            mint: bool = False) -> str:
+        flags = OpFlag.MINT if mint else OpFlag(0)
+        reply = (await self.send(self.request(CreateHandleRequest(handle, tuple(values)), op_flags=flags), auth))[0]
+        return reply.body.handle or handle
+
+    async def delete_handle(self, handle: str, auth: Auth) -> None:
+        await self.send(self.request(DeleteHandleRequest(handle), op_flags=OpFlag(0)), auth)
+
+    async def add_values(self, handle: str, values: Sequence[HandleValue], auth: Auth, *,
+                         overwrite: bool = False) -> None:
+        flags = OpFlag.OVRW if overwrite else OpFlag(0)
+        await self.send(self.request(AddValueRequest(handle, tuple(values)), op_flags=flags), auth)
+
+    async def remove_values(self, handle: str, indexes: Sequence[int], auth: Auth) -> None:
+        await self.send(self.request(RemoveValueRequest(handle, tuple(indexes)), op_flags=OpFlag(0)), auth)
+
+    async def modify_values(self, handle: str, values: Sequence[HandleValue], auth: Auth) -> None:
+        await self.send(self.request(ModifyValueRequest(handle, tuple(values)), op_flags=OpFlag(0)), auth)
+
+    async def list_handles(self, prefix: str, auth: Auth) -> list[str]:
+        """Every handle under ``prefix`` (e.g. ``88.118.8``), over as many replies as it takes."""
+        replies = await self.send(self.request(ListHandlesRequest(f"0.NA/{prefix}"), op_flags=OpFlag(0)), auth)
+        return [h for reply in replies for h in reply.body.handles]
+
+
+def parse_server(text: str, default_port: int = 2641) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``, or a bare host for port 2641) as (host, port)."""
+    host, port = text, default_port
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = text[1:end], text[end + 1:]
+        if rest.startswith(":"):
+            port = int(rest[1:])
+    elif text.count(":") == 1:
+        host, _, raw = text.partition(":")
+        port = int(raw)
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, port
+
+
+async def resolve_record(server: str, handle: str, *, udp: bool = False,
+                         timeout: float = 10.0) -> tuple[str, tuple[HandleValue, ...]]:
+    """One resolution for the CLI: ``server`` is ``HOST:PORT``."""
+    host, port = parse_server(server)
+    async with HandleClient(host, port, transport="udp" if udp else "tcp", timeout=timeout) as client:
+        reply = await client.resolve(handle)
+    return reply.handle, reply.values

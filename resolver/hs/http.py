@@ -1,0 +1,37 @@
+"""Handle protocol over HTTP: ``POST /{percent-encoded handle}`` on the node's app.
+
+The body is envelope + message with ``Content-Type: application/x-hdl-message``
+(Handle.Net ``Common.HDL_MIME_TYPE``); the reply is ``200`` with envelope +
+message (several, one after another, for list handles). Input without a
+readable request id is answered ``400`` with no body. The path is not read:
+the message names its handle. Paths under ``/api/`` stay the REST API's.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from protocol.codes import RC
+
+from ..errors import ApiError
+from .service import HandleService
+
+HDL_MIME_TYPE = "application/x-hdl-message"
+_ACCEPTED = (HDL_MIME_TYPE, "application/octet-stream")
+SERVICE = web.AppKey("idnode.hs.service", HandleService)
+
+
+async def hdl_message(request: web.Request) -> web.Response:
+    if request.content_type not in _ACCEPTED:
+        raise ApiError(415, RC.ERROR, f"unsupported Content-Type {request.content_type!r}; use {HDL_MIME_TYPE}")
+    service = request.app[SERVICE]
+    data = await request.read()
+    replies = [reply async for reply in service.respond(data, request.remote or "?", "http")]
+    if not replies:
+        return web.Response(status=400)
+    return web.Response(body=b"".join(replies), content_type=HDL_MIME_TYPE)
+
+
+def add_routes(app: web.Application, service: HandleService) -> None:
+    app[SERVICE] = service
+    app.router.add_post(r"/{handle:(?!api/).*}", hdl_message)

@@ -1,0 +1,50 @@
+"""Metrics of the Handle protocol servers, children looked up once.
+
+Requests go to the node's ``idnode_requests_total`` and
+``idnode_request_duration_seconds`` with protocol ``hs-tcp``, ``hs-udp`` or
+``hs-http`` and the opCode's name as the operation (``other`` for opCodes
+this node does not serve); input that is not a request at all is counted in
+``idnode_hs_malformed_total{protocol}``; failed authentications in
+``idnode_auth_failures_total{protocol}``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from protocol.handle import OpCode
+
+from ..metrics import Metrics, RequestMetrics
+
+TRANSPORTS = ("tcp", "udp", "http")
+SERVED = (OpCode.RESOLUTION, OpCode.GET_SITE_INFO, OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VALUE,
+          OpCode.REMOVE_VALUE, OpCode.MODIFY_VALUE, OpCode.LIST_HANDLES, OpCode.CHALLENGE_RESPONSE)
+
+
+class HsMetrics:
+    """One per node's Metrics (it registers the malformed-message counter)."""
+
+    def __init__(self, metrics: Metrics):
+        malformed = Counter("idnode_hs_malformed_total", "Handle protocol input dropped or answered RC 4.",
+                            ("protocol",), registry=metrics.registry)
+        self._ops: dict[tuple[str, int], RequestMetrics] = {}
+        self._other: dict[str, RequestMetrics] = {}
+        self._malformed = {}
+        self._auth = {}
+        for transport in TRANSPORTS:
+            label = f"hs-{transport}"
+            for op in SERVED:
+                self._ops[(transport, int(op))] = metrics.op(label, op.name.lower())
+            self._other[transport] = metrics.op(label, "other")
+            self._malformed[transport] = malformed.labels(label)
+            self._auth[transport] = metrics.auth_failures.labels(label)
+
+    def op(self, transport: str, op_code: int) -> RequestMetrics:
+        found = self._ops.get((transport, op_code))
+        return found if found is not None else self._other[transport]
+
+    def malformed(self, transport: str):
+        return self._malformed[transport]
+
+    def auth_failure(self, transport: str):
+        return self._auth[transport]

@@ -1,0 +1,210 @@
+"""Handle protocol over TCP: an asyncio.Protocol around the service.
+
+Each message is a 20-byte envelope and ``message_length`` bytes. One
+connection carries requests one after another (the CAICT SDK asks for site
+info first and then resolves on the same connection); they are answered in
+order, one at a time. The connection is closed
+
+* on the client's EOF once every request read so far is answered (so a
+  client that half-closes after sending still gets its reply);
+* after ``idle_timeout`` seconds without a whole request (a client that reads
+  until the server closes gets its reply, then the close);
+* after answering RC 4 to an envelope it cannot frame (too long, bad version):
+  the next message boundary is unknown.
+
+Backpressure: reading pauses while :data:`MAX_QUEUED` requests wait, and
+each reply waits for the transport's write buffer to drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from protocol.handle import ENVELOPE_SIZE, Envelope, HandleProtocolError
+
+from .service import HandleService
+
+log = logging.getLogger("idnode.hs.tcp")
+
+MAX_QUEUED = 8
+
+
+class TcpConnection(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: "TcpServer"):
+        self._server = server
+        self._service = server.service
+        self._buffer = bytearray()
+        self._queue: deque[bytes | HandleProtocolError] = deque()
+        self._worker: asyncio.Task | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._eof = False
+        self._broken = False          # framing lost: answer what is queued, then close
+        self._reading_paused = False
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if peername else "?"
+        self._server.connections.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.forget(self)
+        self._cancel_idle()
+        self._writable.set()
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    def data_received(self, data: bytes) -> None:
+        if self._broken or self._eof:
+            return
+        self._buffer += data
+        self._frame()
+        self._start_work()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._buffer and not self._broken:
+            try:          # a message cut short by the EOF: answer RC 4 if its id is readable
+                env = Envelope.from_bytes(self._buffer, self._service.limits)
+                self._queue.append(HandleProtocolError(
+                    f"stream ended {ENVELOPE_SIZE + env.message_length - len(self._buffer)} bytes short "
+                    "of the message", request_id=env.request_id, envelope=env))
+            except HandleProtocolError as exc:
+                self._queue.append(exc)
+        self._buffer.clear()
+        if self._queue or self._busy:
+            self._start_work()
+            return True           # keep the write side open until the replies are out
+        return False              # nothing to answer: the transport closes
+
+    # -- framing and work ------------------------------------------------------------------
+    @property
+    def _busy(self) -> bool:
+        return self._worker is not None and not self._worker.done()
+
+    def _frame(self) -> None:
+        """Move every whole message from the buffer to the queue."""
+        while len(self._buffer) >= ENVELOPE_SIZE:
+            try:
+                env = Envelope.from_bytes(self._buffer, self._service.limits)
+            except HandleProtocolError as exc:
+                self._queue.append(exc)
+                self._broken = True
+                self._buffer.clear()
+                break
+            end = ENVELOPE_SIZE + env.message_length
+            if len(self._buffer) < end:
+                break
+            self._queue.append(bytes(self._buffer[:end]))
+            del self._buffer[:end]
+        if (len(self._queue) >= MAX_QUEUED or self._broken) and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _start_work(self) -> None:
+        if self._queue and not self._busy:
+            self._cancel_idle()
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def _work(self) -> None:
+        transport = self.transport
+        try:
+            while self._queue and not transport.is_closing():
+                item = self._queue.popleft()
+                if isinstance(item, HandleProtocolError):
+                    reply = self._service.malformed(item, "tcp")
+                    if reply is not None:
+                        transport.write(reply)
+                    continue
+                async for reply in self._service.respond(item, self.peer, "tcp"):
+                    transport.write(reply)
+                    await self._writable.wait()
+                if self._reading_paused and not self._broken and len(self._queue) < MAX_QUEUED:
+                    self._reading_paused = False
+                    transport.resume_reading()
+                    self._frame()          # what arrived before the pause may hold more requests
+        except Exception:  # noqa: BLE001 - one broken connection must not take the server down
+            log.exception("connection failed", extra={"peer": self.peer})
+            transport.abort()
+            return
+        if self._broken or self._eof or self._server.stopping:
+            transport.close()              # flushes what is written, then closes
+        else:
+            self._arm_idle()
+
+    # -- idle timeout and shutdown -------------------------------------------------------------
+    def _arm_idle(self) -> None:
+        self._cancel_idle()
+        self._idle = asyncio.get_running_loop().call_later(self._server.idle_timeout, self._on_idle)
+
+    def _cancel_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _on_idle(self) -> None:
+        self._idle = None
+        if not self._busy and self.transport is not None:
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Stop taking requests: close now if idle, else after the current reply."""
+        if not self._busy and not self._queue:
+            self.transport.close()
+
+
+class TcpServer:
+    """The listening socket and its connections."""
+
+    def __init__(self, service: HandleService, *, idle_timeout: float):
+        self.service = service
+        self.idle_timeout = idle_timeout
+        self.connections: set[TcpConnection] = set()
+        self.stopping = False
+        self._server: asyncio.Server | None = None
+        self._drained = asyncio.Event()
+
+    def forget(self, conn: TcpConnection) -> None:
+        self.connections.discard(conn)
+        if self.stopping and not self.connections:
+            self._drained.set()
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen; returns the port bound (``port`` 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: TcpConnection(self), host, port, reuse_address=True,
+                                                reuse_port=reuse_port or None)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Close the socket, let requests in progress finish (up to ``timeout``), then abort."""
+        if self._server is None:
+            return
+        self.stopping = True
+        self._server.close()
+        if self.connections:
+            for conn in list(self.connections):
+                conn.shutdown()
+            try:
+                await asyncio.wait_for(self._drained.wait(), timeout)
+            except asyncio.TimeoutError:
+                for conn in list(self.connections):
+                    conn.transport.abort()
+        await self._server.wait_closed()
+        self._server = None

@@ -1,0 +1,90 @@
+"""The service's parts on their own: pending challenges, failure slow-down,
+identity scopes, the site record, the [handle] settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.handle import DeleteHandleRequest, make_request
+from resolver.hs.auth import ChallengeBook, Failures
+from resolver.hs.client import parse_server
+from resolver.hs.permissions import Identity, scope_of
+from resolver.hs.site import advertised_address, site_info
+from resolver.settings import AuthSettings, SettingsError, load_settings
+
+from .conftest import NOW, Clock
+
+REQUEST = make_request(DeleteHandleRequest("88.118.8/x"), request_id=1, now=NOW)
+
+
+def test_challenge_book_bounds_in_all_per_address_and_in_time():
+    clock = Clock()
+    book = ChallengeBook(timeout=60, max_pending=5, clock=clock, max_per_peer=3)
+    ids = []
+    for peer in ("a", "a", "a", "b", "b"):
+        sid = book.new_session(peer)
+        assert sid and sid not in ids
+        ids.append(sid)
+        book.add(sid, REQUEST, b"n" * 16, b"d" * 32, peer)
+    assert book.new_session("a") is None                 # three for "a" already
+    assert book.new_session("c") is None                 # five in all
+    assert book.take(ids[0], "b") is None                # another address's challenge
+    assert book.take(ids[0], "a").nonce == b"n" * 16
+    assert book.take(ids[0], "a") is None                # used once
+    clock.advance(60)
+    assert book.take(ids[1], "a") is None and len(book) == 0
+    assert book.new_session("c") is not None
+
+
+def test_failures_slow_down_then_lock_out_then_forget():
+    clock = Clock()
+    failures = Failures(AuthSettings(failure_delay=0.5, lockout_failures=3, lockout_seconds=300), clock)
+    assert [failures.record("10.0.0.1") for _ in range(2)] == [0.5, 1.0]      # each failure waits longer
+    assert not failures.locked("10.0.0.1")
+    assert failures.record("10.0.0.1") == 1.5 and failures.locked("10.0.0.1")
+    assert not failures.locked("10.0.0.2")
+    assert failures.delay(1000) == 5.0                                        # capped
+    clock.advance(301)
+    assert not failures.locked("10.0.0.1") and failures.count("10.0.0.1") == 0
+    failures.record("10.0.0.2")
+    failures.clear("10.0.0.2")
+    assert failures.count("10.0.0.2") == 0
+
+
+def test_identity_scope():
+    assert scope_of("88.118.8/ADMIN") == "88.118.8"
+    assert scope_of("0.NA/88.118.8") == "88.118.8"
+    ent = Identity("88.118.8/ADMIN", 300, "88.118.8")
+    assert ent.actor == "300:88.118.8/ADMIN" and ent.may_admin("88.118.8") and not ent.may_admin("88.118.9")
+    assert not ent.may_admin("0.NA")
+    assert Identity("0.NA/88.118", 300, None).may_admin("88.118.9")
+
+
+def test_site_record_from_settings():
+    settings = load_settings(env={}, overrides={"handle.address": "192.0.2.7", "handle.site_serial": 9})
+    site = site_info(settings, tcp_port=2641, udp_port=2641, http_port=8000)
+    assert site.servers[0].address_text == "192.0.2.7" and site.serial == 9
+    v6 = load_settings(env={}, overrides={"handle.bind": "::"})
+    assert advertised_address(v6) == bytes(12) + bytes([127, 0, 0, 1])      # a wildcard bind: loopback
+    with pytest.raises(SettingsError):
+        advertised_address(load_settings(env={}, overrides={"handle.address": "node.example"}))
+    with pytest.raises(SettingsError):
+        site_info(load_settings(env={}, overrides={"handle.site_serial": 70000}), tcp_port=1, udp_port=1, http_port=1)
+
+
+def test_handle_settings_from_file_and_environment(tmp_path):
+    conf = tmp_path / "idnode.toml"
+    conf.write_text("[handle]\nport = 12641\nidle_timeout = 2.5\nmax_message_bytes = 65536\n")
+    settings = load_settings(conf, env={"IDNODE_HANDLE_SITE_SERIAL": "4"})
+    h = settings.handle
+    assert (h.port, h.idle_timeout, h.max_message_bytes, h.site_serial, h.bind) == (12641, 2.5, 65536, 4, "")
+    defaults = load_settings(env={}).handle
+    assert (defaults.port, defaults.idle_timeout, defaults.max_message_bytes) == (2641, 5.0, 262144)
+
+
+def test_parse_server():
+    assert parse_server("127.0.0.1:2641") == ("127.0.0.1", 2641)
+    assert parse_server("[::1]:12") == ("::1", 12)
+    assert parse_server("node.example") == ("node.example", 2641)
+    with pytest.raises(ValueError):
+        parse_server("host:0")

@@ -1,0 +1,148 @@
+"""The UDP server: multi-packet replies and requests, incomplete sets, bad datagrams."""
+
+from __future__ import annotations
+
+import asyncio
+
+from protocol.codes import RC
+from protocol.handle import (ENVELOPE_SIZE, UDP_DATAGRAM_BYTES, EnvFlag, Envelope, ResolutionRequest, decode,
+                             encode, make_request, split_datagrams)
+from protocol.values import HandleValue
+from resolver.hs.udp import MAX_PENDING_SETS
+from tests.protocol.handle.wirebuild import fixture
+
+from .conftest import NOW, PRODUCT
+
+BIG = "88.118.8/big-record"
+BIG_VALUES = tuple(HandleValue(i, "DESC", f"value {i} ".encode() * 30, permissions=0x0E) for i in range(1, 41))
+
+
+class Queue(asyncio.Queue):
+    async def get(self) -> bytes:
+        return await asyncio.wait_for(super().get(), 10.0)     # a safety net against a lost datagram
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    """Every datagram the node sends back, in order."""
+
+    def __init__(self) -> None:
+        self.queue: Queue = Queue()
+
+    def datagram_received(self, data, addr) -> None:
+        self.queue.put_nowait(data)
+
+
+async def udp_socket(hs):
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(Datagrams, remote_addr=(hs.host, hs.port))
+    return transport, proto
+
+
+def resolution(handle: str, request_id: int, types: tuple[str, ...] = ()) -> bytes:
+    return encode(make_request(ResolutionRequest(handle, (), types), request_id=request_id, now=NOW))
+
+
+async def test_large_record_comes_back_in_many_packets(hs):
+    await hs.store.put_handle(BIG, BIG_VALUES, mode="create", actor="test")
+    transport, proto = await udp_socket(hs)
+    transport.sendto(resolution(BIG, 77))
+    first = await proto.queue.get()
+    env = Envelope.from_bytes(first)
+    count = -(-env.message_length // (UDP_DATAGRAM_BYTES - ENVELOPE_SIZE))
+    packets = [first] + [await proto.queue.get() for _ in range(count - 1)]
+    transport.close()
+    assert count > 10
+    assert all(len(p) <= UDP_DATAGRAM_BYTES for p in packets)
+    envs = [Envelope.from_bytes(p) for p in packets]
+    assert sorted(e.sequence for e in envs) == list(range(count))
+    assert all(EnvFlag.TRUNCATED in e.flags and e.request_id == 77 for e in envs)
+    message = bytearray(env.message_length)        # copy packet k to offset k * 492, as clients do
+    for e, p in zip(envs, packets):
+        message[e.sequence * 492:e.sequence * 492 + len(p) - ENVELOPE_SIZE] = p[ENVELOPE_SIZE:]
+    reply = decode(envs[0].with_(flags=EnvFlag(0), sequence=0).to_bytes() + bytes(message))
+    assert [(v.index, v.data) for v in reply.body.values] == [(v.index, v.data) for v in BIG_VALUES]
+
+
+async def test_large_record_through_the_client(hs):
+    await hs.store.put_handle(BIG, BIG_VALUES, mode="create", actor="test")
+    async with hs.client("udp") as client:
+        reply = await client.resolve(BIG)
+    assert [v.data for v in reply.values] == [v.data for v in BIG_VALUES]
+
+
+async def test_multi_packet_request(hs):
+    """A request longer than one datagram (many type filters) is put back together."""
+    types = tuple(f"TYPE-{i:04d}-PADDING-PADDING" for i in range(60)) + ("URL",)
+    wire = resolution(PRODUCT, 91, types)
+    datagrams = split_datagrams(wire)
+    assert len(datagrams) > 3
+    transport, proto = await udp_socket(hs)
+    for d in reversed(datagrams):                 # any order
+        transport.sendto(d)
+    reply = decode(await proto.queue.get())
+    transport.close()
+    assert reply.request_id == 91 and [v.type for v in reply.body.values] == ["URL"]
+
+
+async def test_incomplete_set_times_out_and_others_are_served(hs):
+    wire = resolution(PRODUCT, 501, tuple(f"T{i:03d}-PADDING-PADDING-PADDING" for i in range(40)))
+    first, *rest = split_datagrams(wire)
+    transport, proto = await udp_socket(hs)
+    transport.sendto(first)                                   # the rest never comes ...
+    transport.sendto(fixture("handlenet-8.1.4_udp_resolve.req.bin"))
+    reply = decode(await proto.queue.get())                    # ... and another request is answered
+    assert reply.request_id == decode(fixture("handlenet-8.1.4_udp_resolve.req.bin")).request_id
+    hs.clock.advance(11)                                      # past handle.udp_timeout (10 s)
+    for d in rest:                                            # too late: packet 0 was dropped
+        transport.sendto(d)
+    transport.sendto(resolution(PRODUCT, 502))
+    reply = decode(await proto.queue.get())
+    assert reply.request_id == 502                            # 501 never completed
+    for d in [first]:                                         # with packet 0 again it completes
+        transport.sendto(d)
+    reply = decode(await proto.queue.get())
+    transport.close()
+    assert reply.request_id == 501 and reply.response_code == RC.VALUES_NOT_FOUND
+
+
+async def test_incomplete_sets_are_bounded_and_others_are_served(hs):
+    """Past the reassembler's bound new sets are dropped, single packets still
+    answered; once the old sets time out, multi-packet requests work again."""
+    transport, proto = await udp_socket(hs)
+
+    async def probe(request_id: int) -> None:       # all earlier datagrams were read once this returns
+        transport.sendto(resolution(PRODUCT, request_id))
+        assert decode(await proto.queue.get()).request_id == request_id
+
+    def long_request(request_id: int) -> list[bytes]:
+        return split_datagrams(resolution(PRODUCT, request_id, tuple(f"T{i:03d}-PADDING-PADDING" for i in range(40))))
+
+    for start in range(1000, 1000 + MAX_PENDING_SETS, 16):
+        for request_id in range(start, start + 16):
+            transport.sendto(long_request(request_id)[0])      # first packets only, never completed
+        await probe(start)
+    for d in long_request(7):                                  # no room for a new set: dropped
+        transport.sendto(d)
+    await probe(8)                                             # ... while single packets are answered
+    hs.clock.advance(11)                                       # the held sets expire
+    for d in long_request(7):
+        transport.sendto(d)
+    reply = decode(await proto.queue.get())
+    transport.close()
+    assert reply.request_id == 7 and reply.response_code == RC.VALUES_NOT_FOUND
+
+
+async def test_bad_datagrams(hs):
+    transport, proto = await udp_socket(hs)
+    transport.sendto(b"\x02\x0b")                             # no envelope: dropped
+    good = bytearray(fixture("handlenet-8.1.4_udp_resolve.req.bin"))
+    bad = bytearray(good)
+    bad[ENVELOPE_SIZE + 24 + 3] = 0xFF                         # handle length runs past the body
+    transport.sendto(bytes(bad))
+    transport.sendto(resolution(PRODUCT, 4242))
+    first = decode(await proto.queue.get())
+    second = decode(await proto.queue.get())
+    transport.close()
+    assert first.request_id == decode(bytes(good)).request_id and first.response_code == RC.PROTOCOL_ERROR
+    assert second.request_id == 4242 and second.response_code == RC.SUCCESS
+    assert await hs.metric("idnode_hs_malformed_total", protocol="hs-udp") == 2
