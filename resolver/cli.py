@@ -201,14 +201,19 @@ def init(obj: Cli, prefix: str | None, if_missing: bool, password_stdin: bool) -
 @click.option("--http-port", type=click.IntRange(0, 65535), metavar="N", help="REST port (default http.port, 8000).")
 @click.option("--hs-port", type=click.IntRange(0, 65535), metavar="N",
               help="Handle protocol TCP and UDP port (default handle.port, 2641).")
+@click.option("--workers", type=click.IntRange(0, 256), metavar="N",
+              help="Processes sharing the ports (default node.workers; 0: one per CPU).")
 @pass_cli
-def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None) -> None:
+def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None, workers: int | None) -> None:
     """Serve the node until SIGINT or SIGTERM."""
-    from .server import run        # the server stack is loaded only to serve
+    from .workers import serve as serve_workers   # the server stack is loaded only to serve
 
-    settings = obj.settings(**{"http.bind": bind, "http.port": http_port, "handle.port": hs_port})
+    settings = obj.settings(**{"http.bind": bind, "http.port": http_port, "handle.port": hs_port,
+                               "node.workers": workers})
     open_store(settings, create=False)      # refuses a home without a node (or its key) up front
-    run(settings)
+    status = serve_workers(settings)
+    if status:
+        raise click.exceptions.Exit(status)
 
 
 # ---------------------------------------------------------------- prefixes

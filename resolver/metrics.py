@@ -7,7 +7,7 @@ time by :meth:`Metrics.render`.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from protocol.codes import RC
 
@@ -57,25 +57,33 @@ class CacheMetrics:
         self.coalesced = counter("coalesced_misses_total", "Misses that waited for another's registry read.")
         self.stale_served = counter("stale_served_total", "Expired answers served while the registry was unavailable.")
         self.prefetches = counter("prefetches_total", "Popular entries refreshed before expiry.")
-        self.entries = Gauge("idnode_cache_entries", "Entries in the cache (read at scrape time).", registry=registry)
+        self.entries = Gauge("idnode_cache_entries", "Entries in the cache (read at scrape time).",
+                             registry=registry, multiprocess_mode="livesum")
         self.bytes = Gauge("idnode_cache_bytes", "Estimated bytes held by the cache (read at scrape time).",
-                           registry=registry)
+                           registry=registry, multiprocess_mode="livesum")
 
 
 class Metrics:
-    def __init__(self, version: str, registry: CollectorRegistry | None = None):
+    """The node's metrics. With ``multiprocess_dir`` (``serve --workers N``) the
+    values live in prometheus_client's shared files and :meth:`render`
+    reports every worker; gauges say how workers combine."""
+
+    def __init__(self, version: str, registry: CollectorRegistry | None = None,
+                 multiprocess_dir: str | None = None):
         self.registry = registry or CollectorRegistry()
+        self._multiprocess_dir = multiprocess_dir
         self._requests = Counter("idnode_requests_total", "Requests answered, by protocol, operation and result.",
                                  ("protocol", "operation", "result"), registry=self.registry)
         self._duration = Histogram("idnode_request_duration_seconds", "Time to answer a request.",
                                    ("protocol", "operation"), buckets=BUCKETS, registry=self.registry)
         self.identifiers = Gauge("idnode_registry_identifiers", "Identifiers in the registry (read at scrape time).",
-                                 registry=self.registry)
+                                 registry=self.registry, multiprocess_mode="mostrecent")
         self.prefixes = Gauge("idnode_registry_prefixes", "Enterprise prefixes allocated (read at scrape time).",
-                              registry=self.registry)
+                              registry=self.registry, multiprocess_mode="mostrecent")
         self.auth_failures = Counter("idnode_auth_failures_total", "Failed authentications.",
                                      ("protocol",), registry=self.registry)
-        Info("idnode_build", "Build information.", registry=self.registry).info({"version": version})
+        Gauge("idnode_build_info", "Build information.", ("version",), registry=self.registry,
+              multiprocess_mode="max").labels(version).set(1)
         self.cache = CacheMetrics(self.registry)
         self._ops: dict[tuple[str, str], RequestMetrics] = {}
 
@@ -91,4 +99,8 @@ class Metrics:
         self.prefixes.set(prefixes)
         self.cache.entries.set(len(cache) if cache is not None else 0)
         self.cache.bytes.set(cache.bytes if cache is not None else 0)
+        if self._multiprocess_dir:
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined, path=self._multiprocess_dir)
+            return generate_latest(combined)
         return generate_latest(self.registry)

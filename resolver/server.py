@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -51,15 +52,17 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
-                  clock: Callable[[], float] | None = None) -> AsyncIterator[Running]:
+                  clock: Callable[[], float] | None = None, reuse_port: bool = False,
+                  metrics_dir: str | None = None) -> AsyncIterator[Running]:
     """Start the node (store, pipeline, HTTP, Handle TCP/UDP) and stop it in reverse order;
-    port 0 picks a free port. ``clock`` (unix seconds) is the Handle service's (tests step it)."""
+    port 0 picks a free port. ``clock`` (unix seconds) is the Handle service's (tests step it).
+    Workers of one node pass ``reuse_port`` and their shared Prometheus ``metrics_dir``."""
     async with contextlib.AsyncExitStack() as stack:
         store = open_store(settings, create=False)
         await store.open()
         stack.push_async_callback(store.close)
         await store.secondary_prefix()       # refuses an uninitialised home early
-        metrics = Metrics(_version())
+        metrics = Metrics(_version(), multiprocess_dir=metrics_dir)
         pipeline = Pipeline(store, settings.cache, metrics.cache, poll_interval=settings.store.poll_interval)
         await pipeline.start()
         stack.push_async_callback(pipeline.stop)
@@ -69,34 +72,35 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
                                shutdown_timeout=shutdown_timeout)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.http.bind, settings.http.port, reuse_address=True)
+        site = web.TCPSite(runner, settings.http.bind, settings.http.port, reuse_address=True,
+                           reuse_port=reuse_port or None)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
-        listeners = await start_listeners(hs, settings)
+        listeners = await start_listeners(hs, settings, reuse_port=reuse_port)
         stack.push_async_callback(listeners.stop, shutdown_timeout)
         hs.advertise(tcp_port=listeners.port, udp_port=listeners.port, http_port=port)
         yield Running(node, port, listeners.port, hs)
 
 
-async def _serve_forever(settings: Settings) -> None:
+async def _serve_forever(settings: Settings, **options) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with serving(settings) as running:
-        log.info("serving", extra={"http": running.url, "hs_port": running.hs_port,
+    async with serving(settings, **options) as running:
+        log.info("serving", extra={"http": running.url, "hs_port": running.hs_port, "pid": os.getpid(),
                                    "prefix": await running.node.store.secondary_prefix()})
         await stop.wait()
         log.info("draining")
     log.info("stopped")
 
 
-def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM (blocking)."""
+def run(settings: Settings, **options) -> None:
+    """Serve until SIGINT or SIGTERM (blocking); ``options`` go to :func:`serving`."""
     logs.configure(settings.log.format, settings.log.level)
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:       # pragma: no cover - uvloop is a dependency
         runner = asyncio.run
-    runner(_serve_forever(settings))
+    runner(_serve_forever(settings, **options))

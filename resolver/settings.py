@@ -23,6 +23,7 @@ class SettingsError(ValueError):
 class NodeSettings:
     home: str = "./var"
     secondary_prefix: str = "88.118"
+    workers: int = 0
 
 
 @dataclass(frozen=True, slots=True)

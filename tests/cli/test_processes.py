@@ -165,3 +165,59 @@ def test_sigkill_mid_import_keeps_every_acknowledged_batch(node: Idnode, tmp_pat
     assert node.with_store(lambda store: store.count_handles()) == ROWS + 2
     last = node.ok("resolve", handle_of(ROWS + 1)).stdout
     assert last.strip() == f"1 URL {url_of(ROWS + 1)}"
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    """One request on a new connection (so the kernel may pick either worker)."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=DEADLINE) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_workers_share_ports_aggregate_metrics_and_are_restarted(node):
+    node.ok("register", "88.118.8/multi", "--url", "https://acme.example/multi")
+    server = start("--log-format", "json", "serve", "--workers", "2", "--http-port", "0", "--hs-port", "0",
+                   home=node.home)
+    try:
+        logs = Lines(server.stderr)
+        until = time.monotonic() + DEADLINE
+        serving: dict[int, str] = {}
+        while len(serving) < 2:
+            line = logs.next(until)
+            assert line is not None, f"serve exited: {logs.seen}"
+            event = orjson.loads(line)
+            if event.get("event") == "serving":
+                serving[event["pid"]] = event["http"]
+        assert len(set(serving.values())) == 1            # two processes, one port
+        url = next(iter(serving.values()))
+        for _ in range(20):
+            assert _get(f"{url}/api/handles/88.118.8/multi")[0] == 200
+        text = _get(f"{url}/metrics")[1].decode()
+        total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith("idnode_requests_total{") and 'operation="get_handle"' in line)
+        assert total == 20                                # every worker's requests, whichever answered
+
+        victim = next(iter(serving))
+        os.kill(victim, signal.SIGKILL)
+        restarted = False
+        while not restarted:
+            line = logs.next(until)
+            assert line is not None, f"serve exited: {logs.seen}"
+            event = orjson.loads(line)
+            restarted = event.get("event") == "serving" and event["pid"] not in serving
+        assert _get(f"{url}/api/handles/88.118.8/multi")[0] == 200
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=DEADLINE) == 0
+        assert any(orjson.loads(line).get("event") == "worker died; restarting" for line in logs.rest())
+        for pid in serving:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
