@@ -97,7 +97,10 @@ def readable(values: Sequence[HandleValue], *, admin: bool) -> list[HandleValue]
             and (v.public_read or (admin and bool(v.permissions & Perm.ADMIN_READ)))]
 
 
-def _public_body(entry) -> bytes:
+NOT_FOUND = "handle not found"
+
+
+def public_body(entry) -> bytes:
     """The resolution body anyone gets for an unfiltered request (kept in the cache entry)."""
     return ResolutionResponse(entry.record.handle, entry.public).to_bytes()
 
@@ -111,10 +114,10 @@ async def resolve(pipeline: Pipeline, store: Store, body: ResolutionRequest,
     entry = pipeline.cached(handle.key) or await pipeline.resolve(handle)
     record = entry.record
     if record is None:
-        raise Refused(RC.HANDLE_NOT_FOUND, "handle not found")
+        raise Refused(RC.HANDLE_NOT_FOUND, NOT_FOUND)
     if identity is None and not body.indexes and not body.types and entry.public \
             and body.handle == record.handle:
-        return RawBody(entry.encoded("hs", _public_body))
+        return RawBody(entry.encoded("hs", public_body))
     admin = identity is not None and await allowed(store, identity, handle.prefix, record.values,
                                                    AdminPerm.READ_VALUE)
     values = readable(select(record.values, body.indexes, body.types), admin=admin)

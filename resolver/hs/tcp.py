@@ -111,8 +111,15 @@ class TcpConnection(asyncio.Protocol):
             end = ENVELOPE_SIZE + env.message_length
             if len(self._buffer) < end:
                 break
-            self._queue.append(bytes(self._buffer[:end]))
+            message = bytes(self._buffer[:end])
             del self._buffer[:end]
+            if not self._queue and not self._busy and self._writable.is_set():
+                reply = self._service.fast_answer(message, "tcp")   # in order: nothing is ahead of it
+                if reply is not None:
+                    self.transport.write(reply)
+                    self._arm_idle()
+                    continue
+            self._queue.append(message)
         if (len(self._queue) >= MAX_QUEUED or self._broken) and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()

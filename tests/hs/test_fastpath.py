@@ -1,0 +1,59 @@
+"""The plain-resolution fast path answers byte for byte as the full path does."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from protocol.handle import ResolutionRequest, encode, make_request, OpFlag
+from protocol.handle.fastpath import peek_plain_resolution
+from tests.protocol.handle.wirebuild import FIXTURES, fixture
+from .conftest import NOW, PRODUCT
+
+
+async def slow(service, data: bytes) -> bytes:
+    replies = [r async for r in service.respond(data, "127.0.0.1", "udp")]
+    assert len(replies) == 1
+    return replies[0]
+
+
+async def test_every_captured_resolution_gets_the_same_reply_both_ways(hs):
+    service = hs.service
+    answered = 0
+    for name in sorted(p.name for p in FIXTURES.glob("*.bin")):
+        data = fixture(name)
+        await slow(service, data)                       # fills the cache
+        fast = service.fast_answer(data, "udp")
+        if "resolve" in name:
+            assert fast is not None, name               # every real client's lookup takes the fast path
+            assert fast == await slow(service, data), name
+            answered += 1
+        else:
+            assert fast is None, name                   # site info: the full path
+    assert answered == 7
+
+
+def request(handle: str, minor: int, flags: int, session: int, request_id: int, indexes=(), types=()) -> bytes:
+    return encode(make_request(ResolutionRequest(handle, tuple(indexes), tuple(types)), request_id=request_id,
+                               now=NOW, version=(2, minor), op_flags=OpFlag(flags), session_id=session))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(handle=st.sampled_from([PRODUCT, PRODUCT.upper(), "88.118.8/absent", "88.118.8/ADMIN"]),
+       minor=st.integers(1, 11), flags=st.sampled_from([0, 0x19000000, 0x01000000, 0x00800000, 0x80000000]),
+       session=st.sampled_from([0, 7]), request_id=st.integers(0, 2**32 - 1),
+       filtered=st.booleans())
+async def test_fast_equals_slow_or_declines(hs, handle, minor, flags, session, request_id, filtered):
+    service = hs.service
+    data = request(handle, minor, flags, session, request_id, indexes=(1,) if filtered else ())
+    first = [r async for r in service.respond(data, "127.0.0.1", "udp")]   # fills the cache
+    fast = service.fast_answer(data, "udp")
+    if filtered or flags & 0x00800000:
+        assert peek_plain_resolution(data) is None and fast is None
+        return
+    if session and not flags & 0x01000000:
+        assert fast is None                              # wants authentication: challenged by the full path
+        return
+    if handle == PRODUCT.upper():
+        assert fast is None                              # echoes the spelling asked for: full path
+        return
+    assert fast is not None and fast == first[0] == await slow(service, data)
