@@ -2,6 +2,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
+# `make bench SCENARIOS="hs-udp-hot rest-cold"` runs only those (see `idnode bench --list`).
+SCENARIOS ?=
 
 .PHONY: run test bench bench-quick clean
 
@@ -17,6 +20,19 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The harness's extra (matplotlib for the plots) on top of the usual install.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# Full run: 1M identifiers, 10 s per run; results, table and plots in bench/results/.
+bench: $(BENCH_STAMP)
+	$(BIN)/idnode bench $(SCENARIOS)
+
+# Smoke run (under 2 minutes, 10k identifiers): checks the harness works, not a timing.
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/idnode bench --quick --output bench/results/quick $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

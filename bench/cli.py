@@ -1,0 +1,61 @@
+"""``idnode bench``: the command line of the harness (registered by resolver/cli.py).
+
+Imports of the harness itself are deferred to the command, so ``idnode``'s
+other commands do not pay for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_EPILOG = """\b
+Scenarios (see bench/README.md): <protocol>-<keys> with protocol hs-udp,
+hs-tcp, rest, cbor and keys hot, cold, notfound, zipf; <protocol>-hot-open
+(hs-udp, hs-tcp, rest); register-single, register-batch, import. A word may
+also be a tag: a protocol, a key set, open, register, write, resolve, all.
+No word runs everything.
+
+\b
+The node runs pinned to CPU 0 and the load to the other CPUs when there are
+two or more. Results go to bench/results/<date>-<scenario>.json, with
+<date>-summary.md and <date>-*.png next to them."""
+
+
+@click.command("bench", epilog=_EPILOG)
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.option("--size", type=click.IntRange(1), metavar="N",
+              help="Identifiers the node is seeded with (default 1,000,000; 10,000 with --quick).")
+@click.option("--duration", type=click.FloatRange(0.1), metavar="S",
+              help="Seconds measured per run (default 10; 1 with --quick).")
+@click.option("--warmup", type=click.FloatRange(0.0), metavar="S",
+              help="Seconds of load before each measurement (default 2; 0.3 with --quick).")
+@click.option("--quick", is_flag=True, help="The smoke run: 10k identifiers, short runs (not a timing).")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Where results go (default bench/results).")
+@click.option("--procs", type=click.IntRange(1), metavar="N",
+              help="Generator processes (default: one per load core).")
+@click.option("--http-generator", type=click.Choice(["auto", "python", "wrk"]), default="auto", show_default=True,
+              help="REST closed-loop generator: wrk when installed (auto), or the Python one.")
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, warmup: float | None, quick: bool,
+          output: Path | None, procs: int | None, http_generator: str, list_only: bool) -> None:
+    """Benchmark the node against ceilings measured in the same run."""
+    from . import runner
+    from .scenarios import SCENARIOS, UnknownScenario, select
+
+    if list_only:
+        for s in SCENARIOS:
+            click.echo(f"{s.name:20} {s.doc}")
+        return
+    try:
+        chosen = select(scenarios)
+    except UnknownScenario as exc:
+        raise click.UsageError(str(exc)) from None
+    opts = runner.preset(quick=quick, size=size, duration=duration, open_duration=duration, warmup=warmup,
+                         output=output, procs=procs, http_generator=http_generator)
+    summary = runner.run(opts, chosen, say=click.echo)
+    failed = [n for n, e in summary["results"].items() if e.get("failed")]
+    if failed:
+        raise click.ClickException(f"{len(failed)} scenario(s) failed: {', '.join(failed)}")
