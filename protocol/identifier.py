@@ -12,6 +12,7 @@ Rules (RFC 3650 section 3, Handle.Net server defaults):
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -22,8 +23,11 @@ class InvalidHandle(ValueError):
     """The text is not a well-formed identifier (Handle RC 102)."""
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def handle_key(text: str) -> str:

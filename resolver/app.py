@@ -1,9 +1,18 @@
-"""The aiohttp application: routes, the error shape, per-operation metrics."""
+"""The aiohttp application: the route table, the error shape, per-operation metrics.
+
+Every route is registered here, in order, each handler wrapped once by
+:func:`instrument`, which turns every failure into the API's error shape
+(never a traceback) and counts the request under the handler's name with
+metric children looked up at start-up. There is no middleware, so a request
+costs nothing beyond its own handler. A last catch-all answers paths no
+route serves with the same error shape.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -19,6 +28,8 @@ from .node import NODE, Node
 
 log = logging.getLogger("idnode.http")
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 _STATUS_RC = {401: RC.AUTHENTICATION_NEEDED, 404: RC.HANDLE_NOT_FOUND, 413: RC.ERROR}
 
 
@@ -29,51 +40,53 @@ def _error(status: int, code: int, message: str, handle: str | None, headers=Non
     return resp
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Every failure becomes the API's error shape; never a traceback."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.handle, exc.headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        handle = request.match_info.get("handle")
-        return _error(exc.status, _STATUS_RC.get(exc.status, RC.ERROR), exc.reason, handle)
-    except Exception:  # noqa: BLE001 - the last line of defence
-        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-        return _error(500, RC.ERROR, "internal error", request.match_info.get("handle"))
+def instrument(node: Node, handler: Handler) -> Handler:
+    """``handler`` with the error shape and its request metrics."""
+    op = node.metrics.op("rest", handler.__name__)
 
-
-def _metrics_middleware(node: Node):
-    ops: dict = {}
-
-    @web.middleware
-    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
         start = time.perf_counter()
-        route_handler = request.match_info.route.handler
-        op = ops.get(route_handler)
-        if op is None:
-            op = ops.setdefault(route_handler, node.metrics.op("rest", getattr(route_handler, "__name__", "other")))
         try:
             resp = await handler(request)
-        except web.HTTPException as exc:     # redirects from the proxy
-            op.observe(RC.SUCCESS if exc.status < 400 else RC.ERROR, time.perf_counter() - start)
-            raise
+        except ApiError as exc:
+            resp = _error(exc.status, exc.code, exc.message, exc.handle, exc.headers)
+        except web.HTTPException as exc:
+            if exc.status < 400:               # the proxy's redirects
+                op.observe(RC.SUCCESS, time.perf_counter() - start)
+                raise
+            resp = _error(exc.status, _STATUS_RC.get(exc.status, RC.ERROR), exc.reason,
+                          request.match_info.get("handle"))
+        except Exception:  # noqa: BLE001 - the last line of defence
+            log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+            resp = _error(500, RC.ERROR, "internal error", request.match_info.get("handle"))
         op.observe(resp.get(RC_KEY, RC.SUCCESS if resp.status < 400 else RC.ERROR), time.perf_counter() - start)
         return resp
 
-    return middleware
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+async def no_such_endpoint(request: web.Request) -> web.Response:
+    """405 when another method serves this path, else 404 (error paths only)."""
+    allowed: set[str] = set()
+    own = request.match_info.route.resource
+    for resource in request.app.router.resources():
+        if resource is not own:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise ApiError(405, RC.ERROR, f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}",
+                       request.match_info.get("handle"), headers={"Allow": ",".join(sorted(allowed))})
+    raise ApiError(404, RC.ERROR, f"no endpoint {request.method} {request.path}")
 
 
 def make_app(node: Node, hs: HandleService | None = None) -> web.Application:
-    app = web.Application(client_max_size=node.settings.http.max_body_bytes,
-                          middlewares=[_metrics_middleware(node), error_middleware])
+    app = web.Application(client_max_size=node.settings.http.max_body_bytes)
     app[NODE] = node
-    rest.add_routes(app)
-    batch.add_routes(app)
-    prefixes.add_routes(app)
-    hs_http.add_routes(app, hs or HandleService(node))   # POST /{handle}: the Handle protocol over HTTP
-    proxy.add_routes(app)          # last: its catch-all route must not shadow /api
+    app[hs_http.SERVICE] = hs or HandleService(node)
+    routes = (*rest.ROUTES, *batch.ROUTES, *prefixes.ROUTES,
+              *hs_http.ROUTES,     # POST /{handle}: the Handle protocol over HTTP
+              *proxy.ROUTES,       # its GET /{handle} catch-all must come after /api
+              ("*", "/{tail:.*}", no_such_endpoint))
+    for method, path, handler in routes:
+        app.router.add_route(method, path, instrument(node, handler))
     return app

@@ -109,6 +109,7 @@ async def batch_register(request: web.Request) -> web.Response:
     return respond(request, {"responseCode": 1, "written": written, "results": results}, allow_cbor=True)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/api/batch/resolve", batch_resolve)
-    app.router.add_post("/api/batch/register", batch_register)
+ROUTES = (
+    ("POST", "/api/batch/resolve", batch_resolve),
+    ("POST", "/api/batch/register", batch_register),
+)

@@ -94,9 +94,10 @@ def _state_setter(state: str):
     return set_state
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/prefixes", list_prefixes)
-    app.router.add_get("/api/prefixes/{prefix}", show_prefix)
-    app.router.add_put("/api/prefixes/{prefix}", create_prefix)
-    app.router.add_post("/api/prefixes/{prefix}/disable", _state_setter("disabled"))
-    app.router.add_post("/api/prefixes/{prefix}/enable", _state_setter("enabled"))
+ROUTES = (
+    ("GET", "/api/prefixes", list_prefixes),
+    ("GET", "/api/prefixes/{prefix}", show_prefix),
+    ("PUT", "/api/prefixes/{prefix}", create_prefix),
+    ("POST", "/api/prefixes/{prefix}/disable", _state_setter("disabled")),
+    ("POST", "/api/prefixes/{prefix}/enable", _state_setter("enabled")),
+)

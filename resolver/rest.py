@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from protocol.codes import RC
-from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
+from protocol.identifier import Handle, InvalidHandle, handle_key, parse_handle, parse_prefix
 from protocol.jsoncodec import JsonValueError, value_to_json, values_from_json
 from protocol.values import HandleValue, Perm
 from registry import errors as reg
@@ -27,6 +27,7 @@ from .errors import ApiError, from_registry
 from .node import Node, NODE
 
 TRUE = {"true", "1", "yes"}
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _parse(text: str) -> Handle:
@@ -107,6 +108,16 @@ async def lookup(node: Node, handle: Handle):
 async def get_handle(request: web.Request) -> web.Response:
     node = request.app[NODE]
     text = request.match_info["handle"]
+    if not request.query_string and "Authorization" not in request.headers:
+        # The hot path: a cached answer for the text as given. Only valid,
+        # NFC identifiers are ever cached, so a hit needs no parsing.
+        entry = node.pipeline.cached(handle_key(text))
+        if entry is not None:
+            if entry.record is None:
+                raise ApiError(404, RC.HANDLE_NOT_FOUND, "handle not found", text)
+            resp = web.Response(body=entry.encoded("rest", encode_public_record), headers=_JSON_HEADERS)
+            resp[RC_KEY] = RC.SUCCESS if entry.public else RC.VALUES_NOT_FOUND
+            return resp
     handle = _parse(text)
     entry = await lookup(node, handle)
     if entry.record is None:
@@ -196,8 +207,9 @@ async def list_handles(request: web.Request) -> web.Response:
                              "page": page, "pageSize": size, "handles": handles})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/handles", list_handles)
-    app.router.add_get("/api/handles/{handle:.+}", get_handle)
-    app.router.add_put("/api/handles/{handle:.+}", put_handle)
-    app.router.add_delete("/api/handles/{handle:.+}", delete_handle)
+ROUTES = (
+    ("GET", "/api/handles", list_handles),
+    ("GET", "/api/handles/{handle:.+}", get_handle),
+    ("PUT", "/api/handles/{handle:.+}", put_handle),
+    ("DELETE", "/api/handles/{handle:.+}", delete_handle),
+)

@@ -12,6 +12,7 @@ seconds) on every call and drops sets still incomplete at their deadline.
 
 from __future__ import annotations
 
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Hashable
@@ -23,6 +24,8 @@ from protocol.handle.errors import DEFAULT_LIMITS, HandleProtocolError, Limits
 UDP_DATAGRAM_BYTES = 512
 UDP_PAYLOAD_BYTES = UDP_DATAGRAM_BYTES - ENVELOPE_SIZE    # 492
 _ANY_LENGTH = Limits(max_message_bytes=0xFFFFFFFF)
+_U32 = struct.Struct(">I")
+_TRUNCATED = int(EnvFlag.TRUNCATED)
 
 
 def _untruncated(flags: EnvFlag) -> EnvFlag:
@@ -36,16 +39,26 @@ def packet_count(message_length: int) -> int:
 def split_datagrams(data: bytes) -> list[bytes]:
     """Cut ``envelope + message`` (as :func:`~protocol.handle.message.encode`
     returns it) into datagrams. A message of at most 492 bytes stays one
-    datagram with sequence 0 and no truncated flag."""
-    env = Envelope.from_bytes(data, _ANY_LENGTH, check_version=False)
+    datagram with sequence 0 and no truncated flag. Only the flags byte and
+    the sequence number of the envelope change (it is on every reply's path,
+    so no Envelope object is built)."""
+    if len(data) < ENVELOPE_SIZE:
+        raise ValueError(f"an envelope needs {ENVELOPE_SIZE} bytes, have {len(data)}")
+    length = _U32.unpack_from(data, 16)[0]
     message = memoryview(data)[ENVELOPE_SIZE:]
-    if len(message) != env.message_length:
-        raise ValueError(f"envelope says {env.message_length} message bytes, have {len(message)}")
-    if len(message) <= UDP_PAYLOAD_BYTES:
-        return [env.with_(flags=_untruncated(env.flags), sequence=0).to_bytes() + bytes(message)]
-    flags = env.flags | EnvFlag.TRUNCATED
-    return [env.with_(flags=flags, sequence=k).to_bytes() + bytes(message[off:off + UDP_PAYLOAD_BYTES])
-            for k, off in enumerate(range(0, len(message), UDP_PAYLOAD_BYTES))]
+    if len(message) != length:
+        raise ValueError(f"envelope says {length} message bytes, have {len(message)}")
+    head = bytearray(data[:ENVELOPE_SIZE])
+    _U32.pack_into(head, 12, 0)
+    if length <= UDP_PAYLOAD_BYTES:
+        head[2] &= ~_TRUNCATED & 0xFF
+        return [bytes(head) + message]
+    head[2] |= _TRUNCATED
+    out = []
+    for k, off in enumerate(range(0, length, UDP_PAYLOAD_BYTES)):
+        _U32.pack_into(head, 12, k)
+        out.append(b"".join((head, message[off:off + UDP_PAYLOAD_BYTES])))
+    return out
 
 
 @dataclass(slots=True)

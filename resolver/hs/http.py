@@ -32,6 +32,6 @@ async def hdl_message(request: web.Request) -> web.Response:
     return web.Response(body=b"".join(replies), content_type=HDL_MIME_TYPE)
 
 
-def add_routes(app: web.Application, service: HandleService) -> None:
-    app[SERVICE] = service
-    app.router.add_post(r"/{handle:(?!api/).*}", hdl_message)
+ROUTES = (
+    ("POST", r"/{handle:(?!api/).*}", hdl_message),
+)

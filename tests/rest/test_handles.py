@@ -163,3 +163,19 @@ async def test_list_handles_paged(live):
     assert set(body["handles"]) | set(rest) >= {f"88.118.8/item-{i}" for i in range(5)}
     r = await live.session.get(f"{live.url}/api/handles", params={"prefix": "88.118.8"}, headers=live.other_admin)
     assert r.status == 403
+
+
+async def test_cached_answers_match_the_first_answer(live):
+    await put(live, "88.118.8/Hot-1", [URL_VALUE, DESC_VALUE])
+    bodies = []
+    for spelling in ("88.118.8/Hot-1", "88.118.8/Hot-1", "88.118.8/HOT-1"):
+        r = await live.session.get(f"{live.url}/api/handles/{spelling}")
+        assert r.status == 200
+        bodies.append(await r.read())
+    assert bodies[0] == bodies[1] == bodies[2]
+    for _ in range(2):                                  # not found: first from the registry, then the cache
+        r = await live.session.get(f"{live.url}/api/handles/88.118.8/cold-miss")
+        assert r.status == 404 and await r.json() == {"responseCode": 100, "handle": "88.118.8/cold-miss",
+                                                      "message": "handle not found"}
+    await put(live, "88.118.8/cold-miss", [URL_VALUE])   # the write drops the negative entry at once
+    assert (await live.session.get(f"{live.url}/api/handles/88.118.8/cold-miss")).status == 200
