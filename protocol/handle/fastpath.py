@@ -27,6 +27,9 @@ _AT = int(OpFlag.AT)
 _PLAIN_TAIL = bytes(12)          # index count 0, type count 0, credential length 0
 _NO_CREDENTIAL = bytes(4)
 _MIN_PLAIN = 20 + 24 + 4 + 1 + 12
+HEADER = 24
+UDP_PAYLOAD = 492                # message bytes per datagram
+_TRUNCATED = 0x20
 
 
 class PlainResolution(NamedTuple):
@@ -57,13 +60,44 @@ def peek_plain_resolution(data: bytes) -> PlainResolution | None:
     return PlainResolution(handle, minor, session, request_id, flags, recursion, expiration)
 
 
+def _header(req: PlainResolution, response_code: int, body_len: int, now: int, site_serial: int,
+            lifetime: int) -> bytes:
+    return _HDR.pack(1, response_code, (req.op_flags & _ECHO) | _AT, site_serial, req.recursion, 0,
+                     now + lifetime, body_len)
+
+
 def plain_reply(req: PlainResolution, response_code: int, body: bytes, *, now: int, site_serial: int,
                 lifetime: int = REPLY_LIFETIME) -> bytes:
     """The reply to ``req`` (same version and ids, echoed opFlags plus AT)."""
     return b"".join((
         _ENV.pack(2, req.minor, MAX_VERSION[0], MAX_VERSION[1], req.session_id, req.request_id, 0, 28 + len(body)),
-        _HDR.pack(1, response_code, (req.op_flags & _ECHO) | _AT, site_serial, req.recursion, 0,
-                  now + lifetime, len(body)),
+        _header(req, response_code, len(body), now, site_serial, lifetime),
         body,
         _NO_CREDENTIAL,
     ))
+
+
+def udp_parts(body: bytes) -> tuple[bytes, ...]:
+    """``body + credential`` cut where the datagrams of a reply cut it (the
+    first datagram also carries the 24-byte header); computed once per body."""
+    rest = body + _NO_CREDENTIAL
+    first = UDP_PAYLOAD - HEADER
+    return (rest[:first], *(rest[i:i + UDP_PAYLOAD] for i in range(first, len(rest), UDP_PAYLOAD)))
+
+
+def plain_datagrams(req: PlainResolution, response_code: int, parts: tuple[bytes, ...], body_len: int, *,
+                    now: int, site_serial: int, lifetime: int = REPLY_LIFETIME) -> list[bytes]:
+    """The reply to ``req`` as UDP datagrams, exactly as ``split_datagrams``
+    cuts :func:`plain_reply`; ``parts`` from :func:`udp_parts`."""
+    length = HEADER + body_len + 4
+    head = _header(req, response_code, body_len, now, site_serial, lifetime)
+    if len(parts) == 1:
+        return [b"".join((_ENV.pack(2, req.minor, MAX_VERSION[0], MAX_VERSION[1], req.session_id,
+                                    req.request_id, 0, length), head, parts[0]))]
+    flags = _TRUNCATED | MAX_VERSION[0]
+    out = [b"".join((_ENV.pack(2, req.minor, flags, MAX_VERSION[1], req.session_id, req.request_id, 0, length),
+                     head, parts[0]))]
+    for k in range(1, len(parts)):
+        out.append(_ENV.pack(2, req.minor, flags, MAX_VERSION[1], req.session_id, req.request_id, k, length)
+                   + parts[k])
+    return out

@@ -19,6 +19,7 @@ each reply waits for the transport's write buffer to drain.
 from __future__ import annotations
 
 import asyncio
+import struct
 import logging
 from collections import deque
 
@@ -29,6 +30,7 @@ from .service import HandleService
 log = logging.getLogger("idnode.hs.tcp")
 
 MAX_QUEUED = 8
+_U32 = struct.Struct(">I")
 
 
 class TcpConnection(asyncio.Protocol):
@@ -99,27 +101,35 @@ class TcpConnection(asyncio.Protocol):
         return self._worker is not None and not self._worker.done()
 
     def _frame(self) -> None:
-        """Move every whole message from the buffer to the queue."""
+        """Move every whole message from the buffer to the queue, answering
+        plain resolutions from the cache at once when nothing is ahead of them."""
+        limits = self._service.limits
+        answered = False
         while len(self._buffer) >= ENVELOPE_SIZE:
-            try:
-                env = Envelope.from_bytes(self._buffer, self._service.limits)
-            except HandleProtocolError as exc:
-                self._queue.append(exc)
-                self._broken = True
-                self._buffer.clear()
+            buf = self._buffer
+            length = _U32.unpack_from(buf, 16)[0]
+            if buf[0] != 2 or not 1 <= buf[1] <= 11 or length > limits.max_message_bytes:
+                try:           # the full check, for its error (or a version it still takes)
+                    Envelope.from_bytes(buf, limits)
+                except HandleProtocolError as exc:
+                    self._queue.append(exc)
+                    self._broken = True
+                    buf.clear()
+                    break
+            end = ENVELOPE_SIZE + length
+            if len(buf) < end:
                 break
-            end = ENVELOPE_SIZE + env.message_length
-            if len(self._buffer) < end:
-                break
-            message = bytes(self._buffer[:end])
-            del self._buffer[:end]
+            message = bytes(buf[:end])
+            del buf[:end]
             if not self._queue and not self._busy and self._writable.is_set():
                 reply = self._service.fast_answer(message, "tcp")   # in order: nothing is ahead of it
                 if reply is not None:
                     self.transport.write(reply)
-                    self._arm_idle()
+                    answered = True
                     continue
             self._queue.append(message)
+        if answered and not self._queue and not self._busy:
+            self._arm_idle()
         if (len(self._queue) >= MAX_QUEUED or self._broken) and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()

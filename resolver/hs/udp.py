@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Callable
 
-from protocol.handle import UDP_DATAGRAM_BYTES, HandleProtocolError, Reassembler, split_datagrams
+from protocol.handle import HandleProtocolError, Reassembler, split_datagrams
 
 from .service import HandleService
 
@@ -44,12 +44,11 @@ class UdpServer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         if self._stopping:
             return
-        reply = self.service.fast_answer(data, "udp")
-        if reply is not None:                 # a plain resolution answered from the cache
-            if len(reply) <= UDP_DATAGRAM_BYTES:
-                self.transport.sendto(reply, addr)
-            else:
-                self._send(reply, addr)
+        datagrams = self.service.fast_answer(data, "udp")
+        if datagrams is not None:             # a plain resolution answered from the cache
+            sendto = self.transport.sendto
+            for datagram in datagrams:
+                sendto(datagram, addr)
             return
         try:
             whole = self.reassembler.feed(addr, data, self._clock())

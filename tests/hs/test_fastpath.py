@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from protocol.handle import ResolutionRequest, encode, make_request, OpFlag
+from protocol.handle import OpFlag, ResolutionRequest, encode, make_request, split_datagrams
 from protocol.handle.fastpath import peek_plain_resolution
 from tests.protocol.handle.wirebuild import FIXTURES, fixture
 from .conftest import NOW, PRODUCT
@@ -22,10 +22,12 @@ async def test_every_captured_resolution_gets_the_same_reply_both_ways(hs):
     for name in sorted(p.name for p in FIXTURES.glob("*.bin")):
         data = fixture(name)
         await slow(service, data)                       # fills the cache
-        fast = service.fast_answer(data, "udp")
+        fast = service.fast_answer(data, "tcp")
         if "resolve" in name:
             assert fast is not None, name               # every real client's lookup takes the fast path
-            assert fast == await slow(service, data), name
+            slow_reply = await slow(service, data)
+            assert fast == slow_reply, name
+            assert service.fast_answer(data, "udp") == split_datagrams(slow_reply), name
             answered += 1
         else:
             assert fast is None, name                   # site info: the full path
@@ -46,7 +48,7 @@ async def test_fast_equals_slow_or_declines(hs, handle, minor, flags, session, r
     service = hs.service
     data = request(handle, minor, flags, session, request_id, indexes=(1,) if filtered else ())
     first = [r async for r in service.respond(data, "127.0.0.1", "udp")]   # fills the cache
-    fast = service.fast_answer(data, "udp")
+    fast = service.fast_answer(data, "tcp")
     if filtered or flags & 0x00800000:
         assert peek_plain_resolution(data) is None and fast is None
         return
@@ -57,3 +59,15 @@ async def test_fast_equals_slow_or_declines(hs, handle, minor, flags, session, r
         assert fast is None                              # echoes the spelling asked for: full path
         return
     assert fast is not None and fast == first[0] == await slow(service, data)
+    assert service.fast_answer(data, "udp") == split_datagrams(first[0])
+
+
+async def test_multi_datagram_replies_are_cut_as_the_full_path_cuts_them(hs):
+    from protocol.values import HandleValue
+    for size in (440, 441, 468, 469, 960, 3000):          # around the datagram boundaries
+        handle = f"88.118.8/big-{size}"
+        await hs.store.put_handle(handle, [HandleValue(1, "DESC", b"x" * size)], mode="create", actor="test")
+        data = request(handle, 10, 0x19000000, 0, 99)
+        first = await slow(hs.service, data)
+        datagrams = hs.service.fast_answer(data, "udp")
+        assert datagrams == split_datagrams(first) and len(datagrams) == -(-(len(first) - 20) // 492)
