@@ -28,9 +28,10 @@ from typing import AsyncIterator, Awaitable, Callable
 from protocol.codes import RC
 from protocol.handle import (Challenge, ErrorResponse, GetSiteInfoResponse, HandleProtocolError, Limits, Message,
                              OpCode, OpFlag, decode, encode, make_reply, protocol_error_reply)
-from protocol.handle.fastpath import peek_plain_resolution, plain_datagrams, plain_reply, udp_parts
+from protocol.handle.fastpath import (PlainResolution, peek_plain_resolution, plain_datagrams, plain_reply,
+                                      udp_parts)
 from protocol.handle.message import ECHO_FLAGS
-from protocol.identifier import handle_key
+from protocol.identifier import InvalidHandle, handle_key, parse_handle
 from registry.errors import RegistryError
 
 from ..node import Node
@@ -45,6 +46,14 @@ log = logging.getLogger("idnode.hs")
 
 _NOT_FOUND_BODY = ErrorResponse(ops.NOT_FOUND).to_bytes()
 _NOT_FOUND_PARTS = udp_parts(_NOT_FOUND_BODY)
+
+
+def _plain(data: bytes) -> PlainResolution | None:
+    """A plain resolution that does not ask for authentication, or None."""
+    req = peek_plain_resolution(data)
+    if req is None or (req.session_id and not req.op_flags & _PO):
+        return None
+    return req
 
 
 def _udp_parts(entry) -> tuple[bytes, ...]:
@@ -94,12 +103,35 @@ class HandleService:
         in ``idnode_requests_total``; not timed (a few microseconds, under the
         duration histogram's first bucket), so the histogram describes the
         requests that need more than the cache."""
-        req = peek_plain_resolution(data)
-        if req is None or (req.session_id and not req.op_flags & _PO):   # wants authentication
+        req = _plain(data)
+        if req is None:
             return None
         entry = self.pipeline.cached(handle_key(req.handle))
         if entry is None:
             return None
+        reply = self._plain_reply(req, entry, transport)
+        if reply is not None:
+            self._resolution[transport].result(reply[0]).inc()
+            return reply[1]
+        return None
+
+    async def _plain_answer(self, req: PlainResolution, transport: str) -> bytes | None:
+        """A plain resolution the cache could not answer: one registry read,
+        then the same reply as the fast path (None: let the full path answer)."""
+        start = time.perf_counter()
+        try:
+            entry = await self.pipeline.resolve(parse_handle(req.handle))
+        except (InvalidHandle, RegistryError):
+            return None
+        reply = self._plain_reply(req, entry, "tcp")
+        if reply is None:
+            return None
+        self._resolution[transport].observe(reply[0], time.perf_counter() - start)
+        return reply[1]
+
+    def _plain_reply(self, req: PlainResolution, entry, transport: str):
+        """(code, reply) for a plain resolution from a pipeline entry, or None
+        when the answer needs the full path (filters, spelling, expiry)."""
         now = int(self.clock())
         if req.expiration and req.expiration < now:
             return None
@@ -112,16 +144,19 @@ class HandleService:
             return None
         if transport == "udp":
             parts = _NOT_FOUND_PARTS if record is None else entry.encoded("hs-udp", _udp_parts)
-            reply = plain_datagrams(req, code, parts, len(body), now=now, site_serial=self._serial)
-        else:
-            reply = plain_reply(req, code, body, now=now, site_serial=self._serial)
-        self._resolution[transport].result(code).inc()
-        return reply
+            return code, plain_datagrams(req, code, parts, len(body), now=now, site_serial=self._serial)
+        return code, plain_reply(req, code, body, now=now, site_serial=self._serial)
 
     async def respond(self, data: bytes, peer: str, transport: str) -> AsyncIterator[bytes]:
         """The replies to one request (``envelope + message``) from host
         ``peer`` over ``transport`` ("tcp", "udp", "http"): one as a rule,
         several for list handles, none when the input is dropped."""
+        plain = _plain(data)
+        if plain is not None:
+            reply = await self._plain_answer(plain, transport)
+            if reply is not None:
+                yield reply
+                return
         try:
             request = decode(data, self.limits)
         except HandleProtocolError as exc:
