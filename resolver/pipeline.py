@@ -72,7 +72,7 @@ class Pipeline:
         entry = cache.lookup(key)
         if entry is None:
             return None
-        if entry.record is None:
+        if not entry.found:
             self.metrics.negative_hits.inc()
         else:
             self.metrics.hits.inc()
@@ -80,7 +80,7 @@ class Pipeline:
             if (not entry.prefetching and entry.hits >= s.prefetch_min_hits
                     and entry.expires - self._clock() < s.prefetch_seconds):
                 entry.prefetching = True
-                self._spawn(self._refresh(entry.key, entry.record.handle))
+                self._spawn(self._refresh(entry.key, entry.handle))
         return entry
 
     async def resolve(self, handle: Handle) -> Entry:

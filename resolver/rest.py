@@ -90,8 +90,8 @@ def visible_values(values, *, admin: bool, indexes=(), types=()) -> list[HandleV
 
 def encode_public_record(entry) -> bytes:
     """The REST body of an unfiltered, anonymous resolution (kept in the cache entry)."""
-    return orjson.dumps({"responseCode": int(RC.SUCCESS if entry.public else RC.VALUES_NOT_FOUND),
-                         "handle": entry.record.handle, "values": [value_to_json(v) for v in entry.public]})
+    return orjson.dumps({"responseCode": int(RC.SUCCESS if entry.has_public else RC.VALUES_NOT_FOUND),
+                         "handle": entry.handle, "values": [value_to_json(v) for v in entry.public]})
 
 
 async def lookup(node: Node, handle: Handle):
@@ -113,27 +113,27 @@ async def get_handle(request: web.Request) -> web.Response:
         # NFC identifiers are ever cached, so a hit needs no parsing.
         entry = node.pipeline.cached(handle_key(text))
         if entry is not None:
-            if entry.record is None:
+            if not entry.found:
                 raise ApiError(404, RC.HANDLE_NOT_FOUND, "handle not found", text)
-            resp = web.Response(body=entry.encoded("rest", encode_public_record), headers=_JSON_HEADERS)
-            resp[RC_KEY] = RC.SUCCESS if entry.public else RC.VALUES_NOT_FOUND
+            resp = web.Response(body=entry.rest(encode_public_record), headers=_JSON_HEADERS)
+            resp[RC_KEY] = RC.SUCCESS if entry.has_public else RC.VALUES_NOT_FOUND
             return resp
     handle = _parse(text)
     entry = await lookup(node, handle)
-    if entry.record is None:
+    if not entry.found:
         raise ApiError(404, RC.HANDLE_NOT_FOUND, "handle not found", handle.text)
     indexes = _indexes(request, text)
     types = request.query.getall("type", [])
     if not (indexes or types or "Authorization" in request.headers):
-        body = entry.encoded("rest", encode_public_record)
-        resp = web.Response(body=body, content_type="application/json")
-        resp[RC_KEY] = int(RC.SUCCESS if entry.public else RC.VALUES_NOT_FOUND)
+        resp = web.Response(body=entry.rest(encode_public_record), headers=_JSON_HEADERS)
+        resp[RC_KEY] = int(RC.SUCCESS if entry.has_public else RC.VALUES_NOT_FOUND)
         return resp
     principal = await principal_of(request, node, text) if "Authorization" in request.headers else None
     admin = principal is not None and principal.may_admin(handle.prefix)
-    values = visible_values(entry.record.values, admin=admin, indexes=indexes, types=types)
+    record = entry.record
+    values = visible_values(record.values, admin=admin, indexes=indexes, types=types)
     code = RC.SUCCESS if values else RC.VALUES_NOT_FOUND
-    body = {"responseCode": int(code), "handle": entry.record.handle, "values": [value_to_json(v) for v in values]}
+    body = {"responseCode": int(code), "handle": record.handle, "values": [value_to_json(v) for v in values]}
     return respond(request, body)
 
 

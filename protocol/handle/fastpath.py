@@ -66,14 +66,14 @@ def _header(req: PlainResolution, response_code: int, body_len: int, now: int, s
                      now + lifetime, body_len)
 
 
-def plain_reply(req: PlainResolution, response_code: int, body: bytes, *, now: int, site_serial: int,
-                lifetime: int = REPLY_LIFETIME) -> bytes:
-    """The reply to ``req`` (same version and ids, echoed opFlags plus AT)."""
+def plain_reply(req: PlainResolution, response_code: int, parts: tuple[bytes, ...], body_len: int, *,
+                now: int, site_serial: int, lifetime: int = REPLY_LIFETIME) -> bytes:
+    """The reply to ``req`` (same version and ids, echoed opFlags plus AT);
+    ``parts`` is the body and credential as :func:`udp_parts` cuts them."""
     return b"".join((
-        _ENV.pack(2, req.minor, MAX_VERSION[0], MAX_VERSION[1], req.session_id, req.request_id, 0, 28 + len(body)),
-        _header(req, response_code, len(body), now, site_serial, lifetime),
-        body,
-        _NO_CREDENTIAL,
+        _ENV.pack(2, req.minor, MAX_VERSION[0], MAX_VERSION[1], req.session_id, req.request_id, 0, 28 + body_len),
+        _header(req, response_code, body_len, now, site_serial, lifetime),
+        *parts,
     ))
 
 

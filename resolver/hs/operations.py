@@ -100,11 +100,6 @@ def readable(values: Sequence[HandleValue], *, admin: bool) -> list[HandleValue]
 NOT_FOUND = "handle not found"
 
 
-def public_body(entry) -> bytes:
-    """The resolution body anyone gets for an unfiltered request (kept in the cache entry)."""
-    return ResolutionResponse(entry.record.handle, entry.public).to_bytes()
-
-
 async def resolve(pipeline: Pipeline, store: Store, body: ResolutionRequest,
                   identity: Identity | None = None) -> ResolutionResponse | RawBody:
     """Resolution through the pipeline (cache, then registry). The common
@@ -112,12 +107,12 @@ async def resolve(pipeline: Pipeline, store: Store, body: ResolutionRequest,
     answers with the body encoded once per cache entry."""
     handle = parse(body.handle)
     entry = pipeline.cached(handle.key) or await pipeline.resolve(handle)
-    record = entry.record
-    if record is None:
+    if not entry.found:
         raise Refused(RC.HANDLE_NOT_FOUND, NOT_FOUND)
-    if identity is None and not body.indexes and not body.types and entry.public \
-            and body.handle == record.handle:
-        return RawBody(entry.encoded("hs", public_body))
+    if identity is None and not body.indexes and not body.types and entry.has_public \
+            and body.handle == entry.handle:
+        return RawBody(entry.hs_body)
+    record = entry.record
     admin = identity is not None and await allowed(store, identity, handle.prefix, record.values,
                                                    AdminPerm.READ_VALUE)
     values = readable(select(record.values, body.indexes, body.types), admin=admin)

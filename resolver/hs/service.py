@@ -56,8 +56,6 @@ def _plain(data: bytes) -> PlainResolution | None:
     return req
 
 
-def _udp_parts(entry) -> tuple[bytes, ...]:
-    return udp_parts(entry.encoded("hs", ops.public_body))
 _PO = int(OpFlag.PO)
 
 ADMIN_OPS = frozenset({OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VALUE, OpCode.REMOVE_VALUE,
@@ -135,17 +133,15 @@ class HandleService:
         now = int(self.clock())
         if req.expiration and req.expiration < now:
             return None
-        record = entry.record
-        if record is None:
-            code, body = RC.HANDLE_NOT_FOUND, _NOT_FOUND_BODY
-        elif entry.public and req.handle == record.handle:
-            code, body = RC.SUCCESS, entry.encoded("hs", ops.public_body)
+        if not entry.found:
+            code, parts, body_len = RC.HANDLE_NOT_FOUND, _NOT_FOUND_PARTS, len(_NOT_FOUND_BODY)
+        elif entry.has_public and req.handle == entry.handle:
+            code, parts, body_len = RC.SUCCESS, entry.hs_parts, entry.hs_body_len
         else:
             return None
         if transport == "udp":
-            parts = _NOT_FOUND_PARTS if record is None else entry.encoded("hs-udp", _udp_parts)
-            return code, plain_datagrams(req, code, parts, len(body), now=now, site_serial=self._serial)
-        return code, plain_reply(req, code, body, now=now, site_serial=self._serial)
+            return code, plain_datagrams(req, code, parts, body_len, now=now, site_serial=self._serial)
+        return code, plain_reply(req, code, parts, body_len, now=now, site_serial=self._serial)
 
     async def respond(self, data: bytes, peer: str, transport: str) -> AsyncIterator[bytes]:
         """The replies to one request (``envelope + message``) from host

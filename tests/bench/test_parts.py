@@ -138,3 +138,11 @@ def test_process_costs_are_read_from_proc():
     assert procstat.system_busy_seconds() > 0
     plan = procstat.cpu_plan()
     assert plan.server and plan.load and (not plan.pinned or not plan.server & plan.load)
+
+
+def test_cache_memory_measure_fills_realistic_entries():
+    from bench.cachemem import measure
+    r = measure(300, rest=True)
+    assert r["entries"] == 300 and r["rest"] is True
+    assert 300 <= r["payload_per_record"] <= 600 and 4 <= r["values_per_record"] <= 8
+    assert r["estimate_per_entry"] > r["payload_per_record"]
