@@ -12,6 +12,7 @@ A body that is not a batch at all is refused whole (400) and writes nothing.
 
 from __future__ import annotations
 
+import orjson
 from aiohttp import web
 
 from protocol.codes import RC
@@ -22,7 +23,7 @@ from registry import errors as reg
 from .bodies import read_body, respond
 from .errors import ApiError, from_registry
 from .node import NODE
-from .rest import lookup, principal_of, visible_values
+from .rest import encode_public_record, lookup, principal_of, visible_values
 
 
 def _items(body, key: str, limit: int) -> list:
@@ -54,10 +55,14 @@ async def batch_resolve(request: web.Request) -> web.Response:
         except InvalidHandle as exc:
             results.append({"handle": text, "responseCode": int(RC.INVALID_HANDLE), "message": str(exc)})
             continue
-        record = (await lookup(node, handle)).record
-        if record is None:
+        entry = await lookup(node, handle)
+        if not entry.found:
             results.append({"handle": handle.text, "responseCode": int(RC.HANDLE_NOT_FOUND)})
             continue
+        if principal is None:       # anonymous: the entry's cached REST answer is this item
+            results.append(orjson.loads(entry.rest(encode_public_record)))
+            continue
+        record = entry.record
         admin = principal is not None and principal.may_admin(handle.prefix)
         values = visible_values(record.values, admin=admin)
         results.append({"handle": record.handle, "responseCode": int(RC.SUCCESS if values else RC.VALUES_NOT_FOUND),
