@@ -105,7 +105,8 @@ class Cli:
         return settings
 
 
-def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
+    """Run ``await work(store)`` against the store of ``settings``, then close it."""
     async def main() -> T:
         store = open_store(settings, create=create)
         await store.open()
@@ -193,7 +194,7 @@ def init(obj: Cli, prefix: str | None, if_missing: bool, password_stdin: bool) -
         click.echo(f"initialised node {wanted} in {settings.home}")
         _print_secret(f"{provision.ADMIN_INDEX}:{provision.node_admin_handle(wanted)}", secret)
 
-    _with_store(settings, work, create=True)
+    with_store(settings, work, create=True)
 
 
 @cli.command()
@@ -235,7 +236,7 @@ def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: st
     name = parse_prefix(name)
     settings = obj.settings()
     password = _read_password(password_stdin)
-    secret = _with_store(settings, lambda store: provision.create_prefix(
+    secret = with_store(settings, lambda store: provision.create_prefix(
         store, name, owner, credit_code=credit_code, contact=contact, password=password, actor=ACTOR))
     click.echo(f"created prefix {name}")
     _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
@@ -245,7 +246,7 @@ def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: st
 @pass_cli
 def prefix_list(obj: Cli) -> None:
     """All prefixes as a table."""
-    infos = _with_store(obj.settings(), lambda store: store.list_prefixes())
+    infos = with_store(obj.settings(), lambda store: store.list_prefixes())
     if not infos:
         click.echo("no prefixes", err=True)
         return
@@ -268,7 +269,7 @@ def _require_prefix(info, name: str):
 def prefix_show(obj: Cli, name: str) -> None:
     """One prefix's details."""
     name = parse_prefix(name)
-    info = _require_prefix(_with_store(obj.settings(), lambda store: store.get_prefix(name)), name)
+    info = _require_prefix(with_store(obj.settings(), lambda store: store.get_prefix(name)), name)
     for key, value in (("prefix", info.prefix), ("owner", info.owner), ("credit code", info.credit_code),
                        ("contact", info.contact), ("state", info.state), ("created", _time(info.created)),
                        ("admin", f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(info.prefix)}")):
@@ -283,7 +284,7 @@ def _state_command(state: str, verb: str):
     @pass_cli
     def set_state(obj: Cli, name: str) -> None:
         name = parse_prefix(name)
-        info = _with_store(obj.settings(), lambda store: store.set_prefix_state(name, state, actor=ACTOR))
+        info = with_store(obj.settings(), lambda store: store.set_prefix_state(name, state, actor=ACTOR))
         click.echo(f"prefix {info.prefix} {state}")
     set_state.__doc__ = f"{verb} PREFIX: its identifiers {'stop' if state == 'disabled' else 'start'} resolving."
     return prefix.command(verb.lower())(click.argument("name", metavar="PREFIX")(set_state))
@@ -301,7 +302,7 @@ def prefix_passwd(obj: Cli, name: str, password_stdin: bool) -> None:
     """Replace the secret of 300:PREFIX/ADMIN."""
     name = parse_prefix(name)
     password = _read_password(password_stdin)
-    secret = _with_store(obj.settings(), lambda store: provision.rotate_prefix_secret(
+    secret = with_store(obj.settings(), lambda store: provision.rotate_prefix_secret(
         store, name, password, actor=ACTOR))
     click.echo(f"changed the secret of prefix {name}")
     _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
@@ -332,7 +333,7 @@ def register(obj: Cli, handle: str, url: str | None, extra: tuple[str, ...], ove
     if not values:
         raise click.UsageError("give --url and/or --value TYPE=DATA")
     try:
-        record = _with_store(obj.settings(), lambda store: store.put_handle(
+        record = with_store(obj.settings(), lambda store: store.put_handle(
             handle, values, mode="replace" if overwrite else "create", actor=ACTOR))
     except reg.HandleExists:
         raise CliError(f"{handle} already exists (use --overwrite to replace its values)") from None
@@ -345,7 +346,7 @@ def register(obj: Cli, handle: str, url: str | None, extra: tuple[str, ...], ove
 def delete(obj: Cli, handle: str) -> None:
     """Delete HANDLE and all its values."""
     handle = _handle(handle)
-    _with_store(obj.settings(), lambda store: store.delete_handle(handle, actor=ACTOR))
+    with_store(obj.settings(), lambda store: store.delete_handle(handle, actor=ACTOR))
     click.echo(f"deleted {handle}")
 
 
@@ -423,7 +424,7 @@ def resolve(obj: Cli, handle: str, server: str | None, hs_server: str | None, ud
         obj.settings()
         doc = asyncio.run(_resolve_remote(server, handle))
     else:
-        doc = _with_store(obj.settings(), lambda store: _resolve_local(store, handle))
+        doc = with_store(obj.settings(), lambda store: _resolve_local(store, handle))
     if as_json:
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
@@ -458,7 +459,7 @@ def export(obj: Cli, name: str, output) -> None:
                 return count
             page += 1
 
-    count = _with_store(obj.settings(), work)
+    count = with_store(obj.settings(), work)
     output.flush()
     click.echo(f"exported {count} identifiers under {name}", err=True)
 
@@ -498,7 +499,7 @@ status is 1 when any row was rejected.""")
 def import_(obj: Cli, file: str, fmt: str | None, batch_size: int, overwrite: bool, report: str | None,
             progress: str) -> None:
     """Register identifiers in bulk from a CSV or JSONL FILE ('-' for stdin)."""
-    summary = _with_store(obj.settings(), lambda store: _import(
+    summary = with_store(obj.settings(), lambda store: _import(
         store, file, fmt=fmt, batch_size=batch_size, overwrite=overwrite, report=report,
         progress=progress, actor=ACTOR))
     click.echo(f"imported {summary.imported}, skipped {summary.skipped}, rejected {summary.rejected}")

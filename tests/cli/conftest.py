@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from dataclasses import dataclass
@@ -11,8 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from registry import open_store
-from resolver.cli import cli
+from resolver.cli import cli, with_store
 from resolver.settings import load_settings
 
 IDNODE = Path(sys.executable).with_name("idnode")     # the console script in .venv/bin
@@ -50,14 +48,7 @@ class Idnode:
 
     def with_store(self, work):
         """Run ``await work(store)`` against this home's store."""
-        async def main():
-            store = open_store(self.settings(), create=False)
-            await store.open()
-            try:
-                return await work(store)
-            finally:
-                await store.close()
-        return asyncio.run(main())
+        return with_store(self.settings(), work)
 
 
 def assert_error(result: Result, fragment: str, status: int = 1) -> str:

@@ -62,6 +62,13 @@ class Lines:
         return self.seen
 
 
+def next_event(logs: Lines, until: float) -> dict:
+    """The next JSON log event of a serving child; fails the test if it exited."""
+    line = logs.next(until)
+    assert line is not None, f"serve exited: {logs.seen}"
+    return orjson.loads(line)
+
+
 def run(*args, home, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(IDNODE), "--home", str(home), *map(str, args)], env=clean_env(), input=input,
                           capture_output=True, text=True, timeout=DEADLINE)
@@ -89,9 +96,7 @@ def test_serve_then_resolve_over_http(node):
         until = time.monotonic() + DEADLINE
         url = None
         while url is None:
-            line = logs.next(until)
-            assert line is not None, f"serve exited: {logs.seen}"
-            event = orjson.loads(line)
+            event = next_event(logs, until)
             url = event.get("http") if event.get("event") == "serving" else None
         assert url.startswith("http://127.0.0.1:")
         assert node.ok("resolve", "88.118.8/served", "--server", url).stdout.splitlines() == [
@@ -187,9 +192,7 @@ def test_workers_share_ports_aggregate_metrics_and_are_restarted(node):
         until = time.monotonic() + DEADLINE
         serving: dict[int, str] = {}
         while len(serving) < 2:
-            line = logs.next(until)
-            assert line is not None, f"serve exited: {logs.seen}"
-            event = orjson.loads(line)
+            event = next_event(logs, until)
             if event.get("event") == "serving":
                 serving[event["pid"]] = event["http"]
         assert len(set(serving.values())) == 1            # two processes, one port
@@ -205,9 +208,7 @@ def test_workers_share_ports_aggregate_metrics_and_are_restarted(node):
         os.kill(victim, signal.SIGKILL)
         restarted = False
         while not restarted:
-            line = logs.next(until)
-            assert line is not None, f"serve exited: {logs.seen}"
-            event = orjson.loads(line)
+            event = next_event(logs, until)
             restarted = event.get("event") == "serving" and event["pid"] not in serving
         assert _get(f"{url}/api/handles/88.118.8/multi")[0] == 200
 
