@@ -48,3 +48,14 @@ def test_settings_are_frozen():
     s = Settings()
     with pytest.raises(AttributeError):
         s.http.port = 1  # type: ignore[misc]
+
+
+def test_the_documented_file_names_every_setting():
+    import dataclasses
+    import tomllib
+    with open("config/idnode.toml", "rb") as fh:
+        doc = tomllib.load(fh)
+    defaults = Settings()
+    missing = [f"{sec.name}.{f.name}" for sec in dataclasses.fields(defaults)
+               for f in dataclasses.fields(getattr(defaults, sec.name)) if f.name not in doc.get(sec.name, {})]
+    assert missing == []
