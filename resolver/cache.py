@@ -50,7 +50,8 @@ class Entry:
     __slots__ = ("key", "handle", "expires", "stale_until", "size", "hits", "prefetching",
                  "hs_parts", "hs_body_len", "has_public", "_record", "_rest")
 
-    def __init__(self, key: str, record: HandleRecord | None, expires: float, stale_until: float):
+    def __init__(self, key: str, record: HandleRecord | None, expires: float, stale_until: float, *,
+                 compact: bool = True):
         self.key = key
         self.expires = expires
         self.stale_until = stale_until
@@ -71,8 +72,9 @@ class Entry:
         self.hs_parts = udp_parts(body)
         self.hs_body_len = len(body)
         self.has_public = bool(public)
-        # Keep the decoded record only when the answer does not hold it all.
-        self._record = None if len(public) == len(record.values) else record
+        # Keep the decoded record only when the answer does not hold it all
+        # (or when the entry lives for one request: nothing to save then).
+        self._record = None if compact and len(public) == len(record.values) else record
         # Charged up front (the REST encoding included, about 1.5 times the
         # body), so the byte bound holds without accounting on the hot path.
         self.size = ENTRY_OVERHEAD + 2 * len(key) + len(body) * 5 // 2 + (
@@ -92,6 +94,8 @@ class Entry:
         """Values anyone may read (decoded from the kept answer when needed)."""
         if self.handle is None:
             return ()
+        if self._record is not None:
+            return public_values(self._record.values)
         return ResolutionResponse.from_bytes(self.hs_body).values
 
     @property

@@ -118,8 +118,8 @@ class Pipeline:
                 raise
             self.metrics.stale_served.inc()
             return stale
-        if self.cache is None:
-            return Entry(key, record, 0.0, 0.0)
+        if self.cache is None:                   # lives for this request only
+            return Entry(key, record, 0.0, 0.0, compact=False)
         if record is None:
             return self.cache.store(key, None, self.settings.negative_ttl)
         return self.cache.store(key, record, record_ttl(record, self._wall(), self.settings.max_ttl))
