@@ -27,8 +27,8 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
 
 
-def start(*args, home) -> subprocess.Popen:
-    return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env=clean_env(),
+def start(*args, home, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env={**clean_env(), **(env or {})},
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -89,8 +89,9 @@ def test_script_failures_are_one_line(tmp_path, args, needle):
 
 def test_serve_then_resolve_over_http(node):
     node.ok("register", "88.118.8/served", "--url", "https://acme.example/served")
+    # Not-found answers cached for an hour: only invalidation can show a later write.
     server = start("--log-format", "json", "serve", "--bind", "127.0.0.1", "--http-port", "0", "--hs-port", "0",
-                   home=node.home)
+                   home=node.home, env={"IDNODE_CACHE_NEGATIVE_TTL": "3600"})
     try:
         logs = Lines(server.stderr)
         until = time.monotonic() + DEADLINE
@@ -108,6 +109,12 @@ def test_serve_then_resolve_over_http(node):
         doc = orjson.loads(node.ok("resolve", "88.118.8/ADMIN", "--server", url, "--json").stdout)
         assert [v["type"] for v in doc["values"]] == ["HS_ADMIN"]
         assert_error(node("resolve", "88.118.8/absent", "--server", url), "88.118.8/absent not found")
+        # The node now caches "not found" (for an hour); a CLI write, from
+        # another process, reaches it through the audit feed.
+        node.ok("register", "88.118.8/absent", "--url", "https://acme.example/late")
+        written = time.monotonic()
+        while node("resolve", "88.118.8/absent", "--server", url).exit_code != 0:
+            assert time.monotonic() - written < DEADLINE, "the node never saw the CLI's write"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=DEADLINE) == 0
         assert any('"stopped"' in line for line in logs.rest())
