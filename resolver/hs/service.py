@@ -113,15 +113,21 @@ class HandleService:
             return reply[1]
         return None
 
-    async def _plain_answer(self, req: PlainResolution, transport: str) -> bytes | None:
+    def plain(self, data: bytes) -> PlainResolution | None:
+        """``data`` read as a plain resolution (no authentication wanted), or None."""
+        return _plain(data)
+
+    async def plain_answer(self, req: PlainResolution, transport: str, *,
+                           datagrams: bool = False) -> bytes | list[bytes] | None:
         """A plain resolution the cache could not answer: one registry read,
-        then the same reply as the fast path (None: let the full path answer)."""
+        then the same reply as the fast path (as UDP datagrams when asked);
+        None: let the full path answer."""
         start = time.perf_counter()
         try:
             entry = await self.pipeline.resolve(parse_handle(req.handle))
         except (InvalidHandle, RegistryError):
             return None
-        reply = self._plain_reply(req, entry, "tcp")
+        reply = self._plain_reply(req, entry, "udp" if datagrams else "tcp")
         if reply is None:
             return None
         self._resolution[transport].observe(reply[0], time.perf_counter() - start)
@@ -149,7 +155,7 @@ class HandleService:
         several for list handles, none when the input is dropped."""
         plain = _plain(data)
         if plain is not None:
-            reply = await self._plain_answer(plain, transport)
+            reply = await self.plain_answer(plain, transport)
             if reply is not None:
                 yield reply
                 return

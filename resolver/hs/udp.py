@@ -50,6 +50,10 @@ class UdpServer(asyncio.DatagramProtocol):
             for datagram in datagrams:
                 sendto(datagram, addr)
             return
+        plain = self.service.plain(data)      # a plain resolution is one whole datagram
+        if plain is not None:
+            self._spawn(self._answer_plain(plain, data, addr))
+            return
         try:
             whole = self.reassembler.feed(addr, data, self._clock())
         except HandleProtocolError as exc:
@@ -59,10 +63,15 @@ class UdpServer(asyncio.DatagramProtocol):
             return
         if whole is None:
             return
+        self._spawn(self._answer(whole, addr))
+
+    def _spawn(self, coro) -> None:
+        """Answer in a task of its own, at most MAX_INFLIGHT at once (more are dropped)."""
         if len(self._tasks) >= MAX_INFLIGHT:
             self.dropped += 1
+            coro.close()
             return
-        task = asyncio.get_running_loop().create_task(self._answer(whole, addr))
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -74,6 +83,19 @@ class UdpServer(asyncio.DatagramProtocol):
             return
         for datagram in split_datagrams(wire):
             self.transport.sendto(datagram, addr)
+
+    async def _answer_plain(self, plain, data: bytes, addr) -> None:
+        """A plain resolution: one registry read and its datagrams, else the full path."""
+        try:
+            datagrams = await self.service.plain_answer(plain, "udp", datagrams=True)
+        except Exception:  # noqa: BLE001 - one bad request must not stop the server
+            log.exception("udp request failed", extra={"peer": str(addr[0])})
+            return
+        if datagrams is None:
+            await self._answer(data, addr)
+        elif self.transport is not None and not self.transport.is_closing():
+            for datagram in datagrams:
+                self.transport.sendto(datagram, addr)
 
     async def _answer(self, whole: bytes, addr) -> None:
         try:
