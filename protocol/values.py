@@ -56,6 +56,13 @@ class HandleValue:
         return replace(self, **changes)
 
 
+def readable(values, *, admin: bool = False) -> tuple[HandleValue, ...]:
+    """The values a reader may see: never a secret; public-read ones, and
+    admin-read ones too for an admin of the handle. The one copy of the rule."""
+    return tuple(v for v in values if not v.is_secret
+                 and (v.permissions & Perm.PUBLIC_READ or (admin and v.permissions & Perm.ADMIN_READ)))
+
+
 def validate_values(values: "list[HandleValue] | tuple[HandleValue, ...]") -> None:
     """Raise ValueError on duplicate or out-of-range indexes or bad fields."""
     seen: set[int] = set()

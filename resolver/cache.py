@@ -18,17 +18,12 @@ from typing import Callable
 
 from protocol.handle import ResolutionResponse
 from protocol.handle.fastpath import udp_parts
-from protocol.values import HandleValue, Perm
+from protocol.values import HandleValue, readable
 from registry.model import HandleRecord
 
 from .settings import CacheSettings
 
 ENTRY_OVERHEAD = 700      # bytes of Python objects around an entry (measured: python -m bench.cachemem)
-
-
-def public_values(values: tuple[HandleValue, ...]) -> tuple[HandleValue, ...]:
-    """Values anyone may read: public read and never a secret."""
-    return tuple(v for v in values if v.permissions & Perm.PUBLIC_READ and not v.is_secret)
 
 
 def record_ttl(record: HandleRecord, wall_now: float, cap: float) -> float:
@@ -66,7 +61,7 @@ class Entry:
             self._record = None
             self.size = ENTRY_OVERHEAD + len(key)
             return
-        public = public_values(record.values)
+        public = readable(record.values)
         body = ResolutionResponse(record.handle, public).to_bytes()
         self.handle = record.handle
         self.hs_parts = udp_parts(body)
@@ -95,7 +90,7 @@ class Entry:
         if self.handle is None:
             return ()
         if self._record is not None:
-            return public_values(self._record.values)
+            return readable(self._record.values)
         return ResolutionResponse.from_bytes(self.hs_body).values
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from protocol.codes import RC
 from registry import errors as reg
 
 # HTTP status for a registry error class, as the Handle.Net REST API answers.
@@ -37,6 +36,3 @@ def from_registry(exc: reg.RegistryError, handle: str | None) -> ApiError:
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
     return ApiError(status, exc.code, str(exc) or type(exc).__name__, handle)
 
-
-def bad_request(message: str, handle: str | None = None, code: int = RC.ERROR) -> ApiError:
-    return ApiError(400, code, message, handle)

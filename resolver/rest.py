@@ -18,7 +18,7 @@ from aiohttp import web
 from protocol.codes import RC
 from protocol.identifier import Handle, InvalidHandle, handle_key, parse_handle, parse_prefix
 from protocol.jsoncodec import JsonValueError, value_to_json, values_from_json
-from protocol.values import HandleValue, Perm
+from protocol.values import HandleValue, readable
 from registry import errors as reg
 
 from .auth import AuthError, Principal
@@ -72,14 +72,10 @@ async def require_admin(request: web.Request, node: Node, prefix: str | None, ha
 
 
 def visible_values(values, *, admin: bool, indexes=(), types=()) -> list[HandleValue]:
-    """Values a reader may see: never secrets; non-public ones only for admins."""
+    """Values a reader may see (:func:`protocol.values.readable`), filtered."""
     wanted_types = {t.lower() for t in types}
     out = []
-    for v in values:
-        if v.is_secret:
-            continue
-        if not (v.public_read or (admin and v.permissions & Perm.ADMIN_READ)):
-            continue
+    for v in readable(values, admin=admin):
         if indexes and v.index not in indexes:
             continue
         if wanted_types and v.type.lower() not in wanted_types:
@@ -95,14 +91,11 @@ def encode_public_record(entry) -> bytes:
 
 
 async def lookup(node: Node, handle: Handle):
-    """The pipeline's answer: a hit never awaits."""
-    entry = node.pipeline.cached(handle.key)
-    if entry is None:
-        try:
-            entry = await node.pipeline.resolve(handle)
-        except reg.RegistryError as exc:
-            raise from_registry(exc, handle.text) from None
-    return entry
+    """The pipeline's answer (cache, then registry), registry errors in the API's shape."""
+    try:
+        return await node.pipeline.resolve(handle)
+    except reg.RegistryError as exc:
+        raise from_registry(exc, handle.text) from None
 
 
 async def get_handle(request: web.Request) -> web.Response:

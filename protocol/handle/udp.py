@@ -23,7 +23,6 @@ from protocol.handle.errors import DEFAULT_LIMITS, HandleProtocolError, Limits
 
 UDP_DATAGRAM_BYTES = 512
 UDP_PAYLOAD_BYTES = UDP_DATAGRAM_BYTES - ENVELOPE_SIZE    # 492
-_ANY_LENGTH = Limits(max_message_bytes=0xFFFFFFFF)
 _U32 = struct.Struct(">I")
 _TRUNCATED = int(EnvFlag.TRUNCATED)
 

@@ -22,7 +22,7 @@ from protocol.handle import (AddValueRequest, CreateHandleRequest, CreateHandleR
                              EmptyResponse, ListHandlesRequest, ListHandlesResponse, ModifyValueRequest, RawBody,
                              RemoveValueRequest, ResolutionRequest, ResolutionResponse)
 from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
-from protocol.values import HandleValue, Perm
+from protocol.values import HandleValue, Perm, readable
 from protocol.valuetypes import AdminPerm, has_type
 from registry.errors import RegistryError
 from registry.model import HandleRecord
@@ -91,12 +91,6 @@ def select(values: Sequence[HandleValue], indexes: Sequence[int], types: Sequenc
     return [v for v in values if v.index in wanted or any(has_type(v.type, t) for t in types)]
 
 
-def readable(values: Sequence[HandleValue], *, admin: bool) -> list[HandleValue]:
-    """Never secret keys; non-public values only for an admin of the handle."""
-    return [v for v in values if not v.is_secret
-            and (v.public_read or (admin and bool(v.permissions & Perm.ADMIN_READ)))]
-
-
 NOT_FOUND = "handle not found"
 
 
@@ -106,7 +100,7 @@ async def resolve(pipeline: Pipeline, store: Store, body: ResolutionRequest,
     case, an anonymous unfiltered request naming the handle as registered,
     answers with the body encoded once per cache entry."""
     handle = parse(body.handle)
-    entry = pipeline.cached(handle.key) or await pipeline.resolve(handle)
+    entry = await pipeline.resolve(handle)
     if not entry.found:
         raise Refused(RC.HANDLE_NOT_FOUND, NOT_FOUND)
     if identity is None and not body.indexes and not body.types and entry.has_public \
