@@ -16,9 +16,11 @@ import time
 
 from registry.codec import decode_values, encode_values
 from registry.model import HandleRecord
-from resolver.cache import Cache
-from resolver.rest import encode_public_record
+from resolver import rest as rest_front
+from resolver.cache import Cache, Entry
+from resolver.hs import service as hs
 from resolver.settings import CacheSettings
+from resolver.shared import SharedState
 
 from .records import handle_of, record_values
 
@@ -29,7 +31,8 @@ def rss_bytes() -> int:
 
 
 def measure(entries: int, rest: bool) -> dict:
-    cache = Cache(CacheSettings(max_entries=entries + 1, max_bytes=1 << 50), time.monotonic)
+    shared = SharedState.private()
+    cache = Cache(CacheSettings(max_entries=entries + 1, max_bytes=1 << 50), time.monotonic, shared.stamps)
     payload = values = 0
     gc.collect()
     base = rss_bytes()
@@ -38,9 +41,10 @@ def measure(entries: int, rest: bool) -> dict:
         record = HandleRecord(handle, decode_values(encode_values(record_values(i))))
         payload += sum(len(v.data) + len(v.type) for v in record.values)
         values += len(record.values)
-        entry = cache.store(handle.lower(), record, 3600)
+        entry = cache.store(Entry(handle.lower(), record), 3600)
+        hs.memoised(cache, entry)                    # what the front ends keep of an entry
         if rest:
-            entry.rest(encode_public_record)
+            rest_front.memoised(cache, entry, handle)
     gc.collect()
     return {"entries": entries, "rest": rest, "rss_per_entry": (rss_bytes() - base) / entries,
             "payload_per_record": payload / entries, "values_per_record": values / entries,

@@ -44,11 +44,11 @@ from datetime import datetime, timedelta, timezone
 
 from protocol.identifier import handle_key
 from protocol.values import (
-    DEFAULT_PERMS, DEFAULT_TTL, MAX_INDEX, SECRET_TYPES, HandleValue, Reference, validate_values,
+    DEFAULT_PERMS, DEFAULT_TTL, MAX_INDEX, HandleValue, Reference, is_secret_type, validate_values,
 )
 from protocol.valuetypes import (
     ALL_ADMIN_PERMS, AdminRef, Interface, PublicKey, ServerInfo, SiteInfo, VList, WireError,
-    has_type, kind_of,
+    kind_of,
 )
 
 __all__ = [
@@ -482,13 +482,9 @@ def _data_to_json(value: HandleValue) -> dict:
 
 # ---------------------------------------------------------------- values
 
-def _is_secret(value_type: str) -> bool:
-    return value_type in SECRET_TYPES or any(has_type(value_type, t) for t in SECRET_TYPES)
-
-
 def value_to_json(value: HandleValue) -> dict:
     """One value as Handle.Net 9's server prints it (see the module docstring)."""
-    if _is_secret(value.type):
+    if is_secret_type(value.type):
         raise ValueError(f"refusing to serialise secret value {value.index} ({value.type})")
     out: dict = {"index": value.index, "type": value.type, "data": _data_to_json(value)}
     if value.permissions != DEFAULT_PERMS:
@@ -553,7 +549,7 @@ def record_to_json(handle: str, values, response_code: int = 1) -> dict:
     return {
         "responseCode": int(response_code),
         "handle": handle,
-        "values": [value_to_json(v) for v in values if not _is_secret(v.type)],
+        "values": [value_to_json(v) for v in values if not is_secret_type(v.type)],
     }
 
 

@@ -23,8 +23,18 @@ class Perm(IntFlag):
 DEFAULT_PERMS = Perm.ADMIN_READ | Perm.ADMIN_WRITE | Perm.PUBLIC_READ
 ADMIN_ONLY_PERMS = Perm.ADMIN_READ | Perm.ADMIN_WRITE
 
-# Types whose data is a secret: encrypted at rest, never returned to clients.
-SECRET_TYPES = frozenset({"HS_SECKEY"})
+# The type whose data is a secret (and its subtypes, in any ASCII case):
+# sealed at rest, never returned to anyone.
+SECRET_TYPE = "HS_SECKEY"
+_SECRET_SUBTYPE = SECRET_TYPE + "."
+
+
+def is_secret_type(value_type: str) -> bool:
+    """Whether values of ``value_type`` hold a secret: ``HS_SECKEY`` or a
+    subtype of it (``HS_SECKEY.backup``), ignoring ASCII case. The one copy
+    of the rule, for sealing at rest and for what is never returned."""
+    upper = value_type.upper()
+    return upper == SECRET_TYPE or upper.startswith(_SECRET_SUBTYPE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,22 +55,11 @@ class HandleValue:
     references: tuple[Reference, ...] = field(default=())
 
     @property
-    def public_read(self) -> bool:
-        return bool(self.permissions & Perm.PUBLIC_READ)
-
-    @property
     def is_secret(self) -> bool:
-        return self.type.upper() in SECRET_TYPES
+        return is_secret_type(self.type)
 
     def with_(self, **changes) -> "HandleValue":
         return replace(self, **changes)
-
-
-def readable(values, *, admin: bool = False) -> tuple[HandleValue, ...]:
-    """The values a reader may see: never a secret; public-read ones, and
-    admin-read ones too for an admin of the handle. The one copy of the rule."""
-    return tuple(v for v in values if not v.is_secret
-                 and (v.permissions & Perm.PUBLIC_READ or (admin and v.permissions & Perm.ADMIN_READ)))
 
 
 def validate_values(values: "list[HandleValue] | tuple[HandleValue, ...]") -> None:

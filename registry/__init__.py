@@ -1,22 +1,28 @@
-"""The source of truth: one Store interface, one module per backend."""
+"""The source of truth: one Store (the rules, :mod:`registry.rules`) over one
+storage backend per kind of store, picked by URL here and nowhere else."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from .errors import NotInitialised, StoreUnavailable
+from .rules import Registry
 from .secrets import NodeKey
+from .store import Store
 
-if TYPE_CHECKING:
-    from resolver.settings import Settings
+SQLITE = "sqlite://"
+DEFAULT_DB = "registry.sqlite3"
+NODE_KEY_FILE = "node.key"
 
-    from .store import Store
+
+def default_url(home: Path) -> str:
+    """The embedded store of a node home."""
+    return SQLITE + str(Path(home) / DEFAULT_DB)
 
 
-def _make_home(settings: "Settings") -> None:
+def _make_home(home: Path) -> None:
     """Create the home directory (mode 0700: it holds the node key)."""
-    home = settings.home
     if home.is_dir():
         return
     try:
@@ -28,22 +34,36 @@ def _make_home(settings: "Settings") -> None:
         raise StoreUnavailable(f"cannot create home directory {home}: {exc.strerror}") from None
 
 
-def open_store(settings: "Settings", *, create: bool = True) -> "Store":
-    """The store the settings name; the caller awaits ``open()`` and ``close()``.
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite://PATH`` URL (``sqlite:///abs/path`` or ``sqlite://rel/path``)."""
+    if not url.startswith(SQLITE) or len(url) == len(SQLITE):
+        raise StoreUnavailable(f"not a SQLite store URL: {url!r} (expected sqlite:///path/to/file)")
+    return Path(url[len(SQLITE):])
 
-    This is the only place that picks a backend. With ``create=False`` a home
-    without a store is refused (NotInitialised) instead of being set up, so a
-    mistyped ``--home`` does not leave an empty node behind.
+
+def open_store(url: str | None, *, home: str | os.PathLike, create: bool = True) -> Store:
+    """The store at ``url`` (None or "": the embedded store in ``home``); the
+    caller awaits ``open()`` and ``close()``. The node key is ``<home>/node.key``.
+
+    With ``create=False`` a store that does not exist yet is refused
+    (NotInitialised) instead of being set up, so a mistyped ``--home`` does
+    not leave an empty node behind.
     """
-    backend = settings.store.backend
-    if backend != "sqlite":
-        raise StoreUnavailable(f"unknown store backend {backend!r}")
-    from .sqlite import SQLiteStore      # imported when chosen: later backends bring their own clients
+    home = Path(home)
+    url = url or default_url(home)
+    scheme = url.partition("://")[0]
+    if scheme != "sqlite":
+        raise StoreUnavailable(f"unknown store URL scheme {scheme!r} in {url!r}; this node knows sqlite://")
+    from .sqlite import SQLiteBackend      # imported when chosen: later backends bring their own clients
 
-    path = settings.store_path
+    path = sqlite_path(url)
+    key_path = home / NODE_KEY_FILE
     if not create:
         if not path.exists():
-            raise NotInitialised(f"no node in {settings.home} (no {path.name}); run `idnode init` first")
-        return SQLiteStore(path, NodeKey.load(settings.node_key_path))
-    _make_home(settings)
-    return SQLiteStore(path, NodeKey.load_or_create(settings.home))
+            raise NotInitialised(f"no node in {home} (no {path}); run `idnode init` first")
+        return Registry(SQLiteBackend(path), NodeKey.load(key_path))
+    _make_home(home)
+    return Registry(SQLiteBackend(path), NodeKey.load_or_create(home))
+
+
+__all__ = ["open_store", "default_url", "Store", "Registry"]

@@ -14,14 +14,13 @@ from typing import Any, Iterable, Sequence
 import cbor2
 
 from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
-from protocol.values import MAX_INDEX, SECRET_TYPES, HandleValue, Reference, validate_values
+from protocol.values import MAX_INDEX, HandleValue, Reference, is_secret_type, validate_values
 
 from .errors import InvalidHandleError, InvalidValue, RegistryError
-from .model import AdminIdentity
+from .model import PREFIX_STATES, AdminIdentity
 from .secrets import is_password_hash
 
 NODE_PREFIX_KEY = "0.na"
-PREFIX_STATES = ("enabled", "disabled")
 
 
 # -- encoding -------------------------------------------------------------------
@@ -50,6 +49,7 @@ def decode_values(blob: bytes) -> tuple[HandleValue, ...]:
 
 
 def digest(blob: bytes | None) -> str:
+    """The audit digest of a stored blob, which is also the record's version; "" when absent."""
     return hashlib.sha256(blob).hexdigest() if blob is not None else ""
 
 
@@ -130,7 +130,7 @@ def check_admin(admin: Any, values: Sequence[HandleValue] | None = None) -> Hand
         raise InvalidValue(f"admin index {admin.index!r} out of range")
     if not is_password_hash(admin.password_hash):
         raise InvalidValue("admin password_hash is not a scrypt hash")
-    if values is not None and not any(v.index == admin.index and v.type in SECRET_TYPES for v in values):
+    if values is not None and not any(v.index == admin.index and is_secret_type(v.type) for v in values):
         raise InvalidValue(f"admin values need a secret (HS_SECKEY) value at index {admin.index}")
     return parse(admin.handle)
 

@@ -7,7 +7,6 @@ from protocol.codes import RC
 
 class RegistryError(Exception):
     code: RC = RC.ERROR
-    retryable = False
 
 
 class HandleNotFound(RegistryError):
@@ -52,8 +51,13 @@ class NotInitialised(RegistryError):
 
 
 class StoreUnavailable(RegistryError):
+    """The backend cannot answer now (busy, locked, disk or connection trouble)."""
     code = RC.SERVER_BUSY
-    retryable = True
+
+
+class RecordChanged(RegistryError):
+    """A conditional write (``expect=``) found the record changed since it was read."""
+    code = RC.SERVER_BUSY
 
 
 class NodeKeyError(RegistryError):

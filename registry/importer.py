@@ -1,7 +1,8 @@
 """Bulk import: CSV or JSONL lines in, batches of ``(handle, values)`` out.
 
 Parsing is pure (numbered text lines in, :class:`Row` or :class:`Rejected`
-out) and the store loop only batches and commits, so both are testable
+out) and the commit loop only batches and hands each batch to a register
+function (the CLI passes the operations layer's), so both are testable
 without the CLI and a 100k-line file is never held in memory: rows stream
 from the file into one batch at a time.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import codecs
 import csv
 from dataclasses import dataclass
-from typing import AsyncIterator, BinaryIO, Iterable, Iterator
+from typing import AsyncIterator, Awaitable, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import orjson
 
@@ -33,7 +34,10 @@ from protocol.jsoncodec import JsonValueError, values_from_json
 from protocol.values import HandleValue, validate_values
 
 from .errors import RegistryError
-from .store import Store
+from .model import ItemResult
+
+# Commits one batch: ``await register(items, overwrite)``, one result per item.
+Register = Callable[[Sequence[tuple[str, Sequence[HandleValue]]], bool], Awaitable[list[ItemResult]]]
 
 FORMATS = ("csv", "jsonl")
 URL_INDEX = 1
@@ -254,9 +258,11 @@ def _batches(entries: Iterable[Row | Rejected], size: int) -> Iterator[tuple[lis
         yield rows, rejected
 
 
-async def import_rows(store: Store, entries: Iterable[Row | Rejected], *, batch_size: int,
-                      overwrite: bool, actor: str) -> AsyncIterator[BatchOutcome]:
-    """Commit rows batch by batch (one transaction each), yielding after each commit.
+async def import_rows(register: Register, entries: Iterable[Row | Rejected], *, batch_size: int,
+                      overwrite: bool) -> AsyncIterator[BatchOutcome]:
+    """Commit rows batch by batch through ``register`` (the operations layer's
+    batch registration: one transaction each on the embedded store), yielding
+    after each commit.
 
     In create mode (``overwrite=False``) an identifier that already exists,
     in the store or earlier in the file, is counted as skipped, so re-running
@@ -268,8 +274,7 @@ async def import_rows(store: Store, entries: Iterable[Row | Rejected], *, batch_
     for number, (rows, rejected) in enumerate(_batches(entries, batch_size), 1):
         imported = skipped = 0
         if rows:
-            results = await store.register_batch([(r.handle, r.values) for r in rows],
-                                                 overwrite=overwrite, actor=actor)
+            results = await register([(r.handle, r.values) for r in rows], overwrite)
             if len(results) != len(rows):
                 raise RegistryError(f"store answered {len(results)} results for {len(rows)} items")
             for row, result in zip(rows, results):

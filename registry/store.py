@@ -1,72 +1,52 @@
-"""The Store interface every backend implements (embedded SQLite, later Redis).
+"""What the rest of the node asks of the registry, split by concern.
 
-All methods are coroutines so one interface serves every backend; the
-embedded store answers reads inline and runs writes on one writer thread.
+* :class:`NodeStore`     the node's own prefix and the enterprise prefixes;
+* :class:`HandleStore`   identifiers and their values;
+* :class:`AdminStore`    admin identities and their secrets;
+* :class:`ChangeFeed`    what changed, for caches (in this process and in others).
 
-Write semantics (every write is atomic and appended to the audit log in the
-same transaction; ``actor`` is the identity that asked, e.g.
-``300:88.118.8/ADMIN`` or ``cli``):
+:class:`Store` is all four. :class:`registry.rules.Registry` is the one
+implementation: it holds every backend-neutral rule and keeps its data in a
+:class:`registry.backend.Backend` (one module per backend), which is storage
+only. ``registry.open_store(url, ...)`` picks the backend.
 
-* ``put_handle(mode="create")``  fails with HandleExists if the handle exists;
-* ``put_handle(mode="replace")`` creates, or replaces every value;
-* ``put_handle(mode="merge")``   adds or replaces the given indexes of an
-  existing handle (HandleNotFound otherwise), other values stay;
-* ``put_handle(mode="add")``     adds values to an existing handle;
-  ValueExists if an index is taken (Handle opCode 102).
-* ``remove_values`` removes indexes (ValuesNotFound if none of them exist);
-* ``delete_handle`` removes the handle and all its values.
-* ``register_batch`` applies up to thousands of create/replace in ONE
-  transaction and reports per item; items that fail validation or exist
-  (in create mode) are reported and skipped, the rest are committed together.
+Writes (every write is atomic and appended to the audit log with it;
+``actor`` is who asked, e.g. ``300:88.118.8/ADMIN`` or ``cli``):
 
-The handle's prefix must be allocated on this node and enabled
-(PrefixNotFound / PrefixDisabled), except for handles under ``0.NA``, which
-the node keeps for itself.
+* ``put_handle(mode="create")``   HandleExists if the identifier exists;
+* ``put_handle(mode="replace")``  creates, or replaces every value;
+* ``delete_handle``               removes the identifier and its values;
+* ``register_batch``              many create/replace at once, reported per
+  item; one transaction on the embedded store.
 
-Values of SECRET_TYPES (HS_SECKEY) are encrypted under the node key before
-they reach disk; ``get_handle`` returns them still encrypted and only
-``admin_secret`` decrypts.
+``expect=`` makes a write conditional: it goes through only if the record is
+still the version read with :meth:`HandleStore.get_versioned`
+(:data:`registry.model.ABSENT` for "does not exist"), else RecordChanged.
+Callers that decide on the current values (permissions, merges) read, decide,
+and write with ``expect``, so no decision is ever made on stale values.
+
+An identifier's prefix must be allocated on this node and enabled
+(PrefixNotFound / PrefixDisabled), except under ``0.NA``, which the node
+keeps for itself. Values of a secret type (``protocol.values.is_secret_type``)
+are sealed under the node key before they are stored and stay sealed in
+every record handed out; only :meth:`AdminStore.admin_secret` opens one.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Callable, Iterable, Literal, Sequence
+from typing import AsyncIterator, Callable, Literal, Sequence
 
+from protocol.identifier import Handle
 from protocol.values import HandleValue
 
-from .model import AdminIdentity, AuditEntry, HandleRecord, ItemResult, PrefixInfo
+from .model import AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page, PrefixInfo, Versioned
 
-PutMode = Literal["create", "replace", "merge", "add"]
-WriteListener = Callable[[Sequence[str]], None]
+PutMode = Literal["create", "replace"]
+WriteListener = Callable[[Changes], None]
 
 
-class Store(abc.ABC):
-    """See the module docstring. Backends call :meth:`_notify_written` after
-    every committed write with the identifiers it touched, so caches in the
-    writing process drop them at once (other processes follow the audit feed).
-    """
-
-    _write_listeners: tuple[WriteListener, ...] = ()
-
-    def add_write_listener(self, listener: WriteListener) -> None:
-        self._write_listeners = (*self._write_listeners, listener)
-
-    def remove_write_listener(self, listener: WriteListener) -> None:
-        self._write_listeners = tuple(x for x in self._write_listeners if x is not listener)
-
-    def _notify_written(self, handles: Sequence[str]) -> None:
-        for listener in self._write_listeners:
-            listener(handles)
-
-    # -- lifecycle --------------------------------------------------------
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    # -- node ---------------------------------------------------------------
+class NodeStore(abc.ABC):
     @abc.abstractmethod
     async def initialise(self, secondary_prefix: str, node_admin: AdminIdentity,
                          admin_values: Sequence[HandleValue], *, actor: str) -> None:
@@ -77,7 +57,6 @@ class Store(abc.ABC):
     async def secondary_prefix(self) -> str:
         """The node's own prefix (e.g. ``88.118``); NotInitialised if none."""
 
-    # -- enterprise prefixes -----------------------------------------------
     @abc.abstractmethod
     async def create_prefix(self, info: PrefixInfo, admin: AdminIdentity,
                             admin_values: Sequence[HandleValue], *, actor: str) -> None:
@@ -92,51 +71,97 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_prefix_state(self, prefix: str, state: str, *, actor: str) -> PrefixInfo: ...
 
-    # -- identifiers ---------------------------------------------------------
     @abc.abstractmethod
-    async def get_handle(self, handle: str) -> HandleRecord | None:
-        """Look up by identifier, compared ASCII case-insensitively."""
+    async def count_prefixes(self) -> int: ...
+
+
+class HandleStore(abc.ABC):
+    @abc.abstractmethod
+    async def get_handle(self, handle: "str | Handle") -> HandleRecord | None:
+        """Look up by identifier (text, or an already parsed Handle), compared
+        ASCII case-insensitively."""
 
     @abc.abstractmethod
-    async def put_handle(self, handle: str, values: Sequence[HandleValue], *,
-                         mode: PutMode, actor: str) -> HandleRecord: ...
+    async def get_versioned(self, handle: "str | Handle") -> Versioned:
+        """The record and its version, for a conditional write."""
 
     @abc.abstractmethod
-    async def remove_values(self, handle: str, indexes: Iterable[int], *, actor: str) -> HandleRecord: ...
+    async def get_many(self, handles: Sequence[Handle]) -> dict[str, Versioned]:
+        """Several records by key (``Handle.key``) in one read."""
 
     @abc.abstractmethod
-    async def delete_handle(self, handle: str, *, actor: str) -> None: ...
+    async def put_handle(self, handle: "str | Handle", values: Sequence[HandleValue], *, mode: PutMode,
+                         actor: str, expect: str | None = None, operation: str = "handle.replace") -> HandleRecord:
+        """``operation`` names a replace in the audit log (``handle.add``,
+        ``handle.modify``, ``handle.remove_values``: what the caller did)."""
 
     @abc.abstractmethod
-    async def register_batch(self, items: Sequence[tuple[str, Sequence[HandleValue]]], *,
-                             overwrite: bool, actor: str) -> list[ItemResult]: ...
+    async def delete_handle(self, handle: "str | Handle", *, actor: str, expect: str | None = None) -> None: ...
 
     @abc.abstractmethod
-    async def list_handles(self, prefix: str, *, page: int = 0, page_size: int = 1000) -> list[str]:
-        """Handles under ``prefix`` in a stable order; ``page_size=0`` means all."""
+    async def register_batch(self, items: Sequence[tuple[str, Sequence[HandleValue]]], *, overwrite: bool,
+                             actor: str, expect: Sequence[str | None] | None = None) -> list[ItemResult]:
+        """Create (or with ``overwrite`` replace) many identifiers; one result
+        per item, in order. Items that fail validation, exist (without
+        overwrite), fall under a prefix not served here or changed since their
+        ``expect`` version are reported and skipped; the rest are written."""
+
+    @abc.abstractmethod
+    async def list_handles(self, prefix: str, *, cursor: str | None = None, limit: int = 1000) -> Page:
+        """Identifiers under ``prefix`` in a stable order, ``limit`` at a time;
+        pass a page's ``next`` as ``cursor`` for the following one."""
 
     @abc.abstractmethod
     async def count_handles(self) -> int: ...
 
-    @abc.abstractmethod
-    async def count_prefixes(self) -> int: ...
 
-    # -- admin identities ---------------------------------------------------
+class AdminStore(abc.ABC):
     @abc.abstractmethod
     async def get_admin(self, handle: str, index: int) -> AdminIdentity | None: ...
 
     @abc.abstractmethod
     async def admin_secret(self, handle: str, index: int) -> bytes | None:
-        """The decrypted HS_SECKEY data at ``index:handle`` (for challenge-response)."""
+        """The opened secret value at ``index:handle`` (None if there is none)."""
 
     @abc.abstractmethod
     async def set_admin_password(self, admin: AdminIdentity, secret_value: HandleValue, *, actor: str) -> None:
-        """Create or replace an admin identity with its HS_SECKEY value."""
+        """Create or replace an admin identity with its secret value."""
 
-    # -- audit and change feed ---------------------------------------------
+
+class ChangeFeed(abc.ABC):
+    """Writes in this process are told to the listeners synchronously, before
+    the write returns; writes anywhere (other processes on the same store)
+    come through :meth:`changes`."""
+
+    _write_listeners: tuple[WriteListener, ...] = ()
+
+    def add_write_listener(self, listener: WriteListener) -> None:
+        self._write_listeners = (*self._write_listeners, listener)
+
+    def remove_write_listener(self, listener: WriteListener) -> None:
+        self._write_listeners = tuple(x for x in self._write_listeners if x != listener)
+
+    def _notify_written(self, changes: Changes) -> None:
+        if changes:
+            for listener in self._write_listeners:
+                listener(changes)
+
+    @abc.abstractmethod
+    def changes(self, poll_interval: float) -> AsyncIterator[Changes]:
+        """Every change from now on, whoever made it, as it is seen (the
+        embedded store looks every ``poll_interval`` seconds)."""
+
     @abc.abstractmethod
     async def audit(self, *, since_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        """Audit entries in order; the sequence doubles as the change feed."""
+        """Audit entries in order."""
 
     @abc.abstractmethod
     async def last_seq(self) -> int: ...
+
+
+class Store(NodeStore, HandleStore, AdminStore, ChangeFeed):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

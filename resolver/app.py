@@ -21,7 +21,8 @@ from protocol.codes import RC
 
 from . import batch, prefixes, proxy, rest
 from .bodies import RC_KEY
-from .errors import ApiError
+from .core.errors import Refused
+from .errors import ApiError, from_refused
 from .hs import http as hs_http
 from .hs.service import HandleService
 from .node import NODE, Node
@@ -50,6 +51,9 @@ def instrument(node: Node, handler: Handler) -> Handler:
             resp = await handler(request)
         except ApiError as exc:
             resp = _error(exc.status, exc.code, exc.message, exc.handle, exc.headers)
+        except Refused as exc:
+            api = from_refused(exc, request.match_info.get("handle"))
+            resp = _error(api.status, api.code, api.message, api.handle, api.headers)
         except web.HTTPException as exc:
             if exc.status < 400:               # the proxy's redirects
                 op.observe(RC.SUCCESS, time.perf_counter() - start)
@@ -79,10 +83,10 @@ async def no_such_endpoint(request: web.Request) -> web.Response:
     raise ApiError(404, RC.ERROR, f"no endpoint {request.method} {request.path}")
 
 
-def make_app(node: Node, hs: HandleService | None = None) -> web.Application:
+def make_app(node: Node, hs: HandleService) -> web.Application:
     app = web.Application(client_max_size=node.settings.http.max_body_bytes)
     app[NODE] = node
-    app[hs_http.SERVICE] = hs or HandleService(node)
+    app[hs_http.SERVICE] = hs
     routes = (*rest.ROUTES, *batch.ROUTES, *prefixes.ROUTES,
               *hs_http.ROUTES,     # POST /{handle}: the Handle protocol over HTTP
               *proxy.ROUTES,       # its GET /{handle} catch-all must come after /api

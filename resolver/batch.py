@@ -3,11 +3,11 @@
 ``POST /api/batch/resolve``  ``{"handles": [h, ...]}`` -> per-handle results.
 ``POST /api/batch/register`` ``{"overwrite": false, "items": [{"handle", "values"}]}``.
 
-Registration is all-or-report: items that are malformed, outside the
-caller's prefixes, or (without overwrite) already registered are reported
-with their own code and skipped; every other item is committed in ONE
-transaction, so each item's ``responseCode`` 1 means exactly "written".
-A body that is not a batch at all is refused whole (400) and writes nothing.
+Registration reports every item with its own code: ``1`` means written,
+anything else means that item wrote nothing (malformed, not permitted, or,
+without overwrite, already registered); every valid, permitted item is
+written, in one transaction on the embedded store. A body that is not a
+batch at all is refused whole (400) and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from aiohttp import web
 
 from protocol.codes import RC
 from protocol.identifier import InvalidHandle, parse_handle
-from protocol.jsoncodec import JsonValueError, value_to_json, values_from_json
-from registry import errors as reg
+from protocol.jsoncodec import JsonValueError, values_from_json
 
 from .bodies import read_body, respond
-from .errors import ApiError, from_registry
+from .cache import FOUND
+from .core.errors import Refused
+from .errors import ApiError, from_refused
 from .node import NODE
-from .rest import encode_public_record, lookup, principal_of, visible_values
+from .query import Query
+from .rest import caller_of, identified, memoised, view_body
 
 
 def _items(body, key: str, limit: int) -> list:
@@ -42,9 +44,10 @@ def _items(body, key: str, limit: int) -> list:
 
 async def batch_resolve(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    caller = await caller_of(request, node)
     body = await read_body(request, allow_cbor=True)
     items = _items(body, "handles", node.settings.http.batch_max_items)
-    principal = await principal_of(request, node, None) if "Authorization" in request.headers else None
+    core = node.core
     results = []
     for text in items:
         if not isinstance(text, str):
@@ -55,58 +58,49 @@ async def batch_resolve(request: web.Request) -> web.Response:
         except InvalidHandle as exc:
             results.append({"handle": text, "responseCode": int(RC.INVALID_HANDLE), "message": str(exc)})
             continue
-        entry = await lookup(node, handle)
-        if not entry.found:
-            results.append({"handle": handle.text, "responseCode": int(RC.HANDLE_NOT_FOUND)})
+        query = Query(handle, caller=caller)
+        try:
+            entry = await core.entry(query)
+            if caller.identity is None and entry.status == FOUND:   # the entry's memoised REST answer
+                results.append(orjson.loads(memoised(node.pipeline.cache, entry, handle.text)[1]))
+                continue
+            view = core.public_view(entry, handle.text) if caller.identity is None \
+                else await core.view(entry, query)
+        except Refused as exc:
+            results.append({"handle": handle.text, "responseCode": exc.code, "message": exc.message})
             continue
-        if principal is None:       # anonymous: the entry's cached REST answer is this item
-            results.append(orjson.loads(entry.rest(encode_public_record)))
-            continue
-        record = entry.record
-        admin = principal is not None and principal.may_admin(handle.prefix)
-        values = visible_values(record.values, admin=admin)
-        results.append({"handle": record.handle, "responseCode": int(RC.SUCCESS if values else RC.VALUES_NOT_FOUND),
-                        "values": [value_to_json(v) for v in values]})
+        result = view_body(view) if view.code != RC.HANDLE_NOT_FOUND else \
+            {"handle": view.handle, "responseCode": int(view.code), "message": view.message}
+        results.append(result)
     return respond(request, {"responseCode": 1, "results": results}, allow_cbor=True)
 
 
 async def batch_register(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    principal = await principal_of(request, node, None)
-    if principal is None:
-        raise ApiError(401, RC.AUTHENTICATION_NEEDED, "authentication needed",
-                       headers={"WWW-Authenticate": 'Basic realm="handle"'})
+    caller = await identified(request, node)
     body = await read_body(request, allow_cbor=True)
     items = _items(body, "items", node.settings.http.batch_max_items)
     overwrite = bool(body.get("overwrite", False)) if isinstance(body, dict) else False
     results: list[dict | None] = [None] * len(items)
-    good: list[tuple[int, str, list]] = []
+    parsed: list[tuple[int, str, list]] = []
     for i, item in enumerate(items):
         text = item.get("handle") if isinstance(item, dict) else None
         if not isinstance(text, str):
-            results[i] = {"handle": str(text), "responseCode": int(RC.INVALID_HANDLE), "message": "item needs a 'handle' string"}
+            results[i] = {"handle": str(text), "responseCode": int(RC.INVALID_HANDLE),
+                          "message": "item needs a 'handle' string"}
             continue
         try:
-            handle = parse_handle(text)
             values = values_from_json(item)
-        except InvalidHandle as exc:
-            results[i] = {"handle": text, "responseCode": int(RC.INVALID_HANDLE), "message": str(exc)}
-            continue
         except JsonValueError as exc:
             results[i] = {"handle": text, "responseCode": int(RC.INVALID_VALUE), "message": str(exc)}
             continue
-        if not principal.may_admin(handle.prefix):
-            results[i] = {"handle": text, "responseCode": int(RC.NOT_AN_ADMIN),
-                          "message": f"{principal.identity} is not an admin of prefix {handle.prefix}"}
-            continue
-        good.append((i, handle.text, values))
-    if good:
+        parsed.append((i, text, values))
+    if parsed:
         try:
-            outcomes = await node.store.register_batch([(h, v) for _, h, v in good],
-                                                       overwrite=overwrite, actor=principal.identity)
-        except reg.RegistryError as exc:
-            raise from_registry(exc, None) from None
-        for (i, _, _), outcome in zip(good, outcomes):
+            outcomes = await node.core.register_batch(caller, [(t, v) for _, t, v in parsed], overwrite=overwrite)
+        except Refused as exc:
+            raise from_refused(exc, None) from None
+        for (i, _, _), outcome in zip(parsed, outcomes):
             results[i] = {"handle": outcome.handle, "responseCode": int(outcome.code)}
             if outcome.message:
                 results[i]["message"] = outcome.message

@@ -1,29 +1,36 @@
 """The in-process resolution cache (CoreDNS ``plugin/cache``, Unbound msgreply).
 
+An :class:`Entry` is one answer of the registry: the record (or that there is
+none, or that its prefix is disabled), its deadlines, and the stamp that
+ties it to the shared write stamps (:mod:`resolver.shared`): an entry is
+served only while its slot still holds the stamp read before its registry
+read, so no worker answers from an entry older than an acknowledged write.
+It knows no wire format: each front end keeps its renderings of an entry
+(Handle datagrams, REST JSON) in the entry's ``memo``, charged to the cache's
+byte bound through :meth:`Cache.remember`.
+
 Found and not-found answers are kept apart, each bounded on its own, so a
 flood of distinct unknown identifiers cannot push out the hot set. Found
 entries are bounded by count and by bytes, evicted least recently used.
 Every entry has a fresh deadline (``expires``) and a stale deadline
 (``stale_until``) after which it is never served. The clock is injected.
-
-An entry keeps the encoded answers (the Handle protocol's, cut for UDP,
-made when the entry is filled; REST's on first use), so a hit encodes
-nothing.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from typing import Any, Callable
 
-from protocol.handle import ResolutionResponse
-from protocol.handle.fastpath import udp_parts
-from protocol.values import HandleValue, readable
 from registry.model import HandleRecord
 
 from .settings import CacheSettings
 
+FOUND = 0
+NOT_FOUND = 1
+DISABLED = 2             # the identifier's prefix is disabled: not served
+
 ENTRY_OVERHEAD = 700      # bytes of Python objects around an entry (measured: python -m bench.cachemem)
+_VALUE_OVERHEAD = 250     # bytes around one decoded value
 
 
 def record_ttl(record: HandleRecord, wall_now: float, cap: float) -> float:
@@ -35,84 +42,48 @@ def record_ttl(record: HandleRecord, wall_now: float, cap: float) -> float:
     return max(ttl, 0.0)
 
 
+def record_size(record: HandleRecord | None) -> int:
+    if record is None:
+        return 0
+    return sum(_VALUE_OVERHEAD + len(v.type) + len(v.data) for v in record.values) + len(record.handle)
+
+
 class Entry:
-    """A cached answer. Compact on purpose (the cache holds millions): when
-    every value of a record is public, as for almost every product label,
-    the entry keeps only the Handle protocol answer, already cut at the UDP
-    datagram boundaries, and decodes the values again on the rare request
-    that needs them (filters, an admin, REST's first JSON encoding)."""
+    """A registry answer (see the module docstring). ``memo`` is the front
+    ends' dict of renderings, None until the first one."""
 
-    __slots__ = ("key", "handle", "expires", "stale_until", "size", "hits", "prefetching",
-                 "hs_parts", "hs_body_len", "has_public", "_record", "_rest")
+    __slots__ = ("key", "handle", "record", "status", "expires", "stale_until", "size", "hits", "prefetching",
+                 "slot", "stamp", "memo")
 
-    def __init__(self, key: str, record: HandleRecord | None, expires: float, stale_until: float, *,
-                 compact: bool = True):
+    def __init__(self, key: str, record: HandleRecord | None, expires: float = 0.0, stale_until: float = 0.0,
+                 slot: int = 0, stamp: int = 0):
         self.key = key
+        self.record = record
+        if record is None:
+            self.status, self.handle = NOT_FOUND, None
+        else:
+            self.status = DISABLED if record.prefix_disabled else FOUND
+            self.handle = record.handle
         self.expires = expires
         self.stale_until = stale_until
+        self.slot = slot
+        self.stamp = stamp
         self.hits = 0
         self.prefetching = False
-        self._rest: bytes | None = None
-        if record is None:
-            self.handle = None
-            self.hs_parts = ()
-            self.hs_body_len = 0
-            self.has_public = False
-            self._record = None
-            self.size = ENTRY_OVERHEAD + len(key)
-            return
-        public = readable(record.values)
-        body = ResolutionResponse(record.handle, public).to_bytes()
-        self.handle = record.handle
-        self.hs_parts = udp_parts(body)
-        self.hs_body_len = len(body)
-        self.has_public = bool(public)
-        # Keep the decoded record only when the answer does not hold it all
-        # (or when the entry lives for one request: nothing to save then).
-        self._record = None if compact and len(public) == len(record.values) else record
-        # Charged up front (the REST encoding included, about 1.5 times the
-        # body), so the byte bound holds without accounting on the hot path.
-        self.size = ENTRY_OVERHEAD + 2 * len(key) + len(body) * 5 // 2 + (
-            3 * len(body) if self._record is not None else 0)
+        self.memo: dict[Any, Any] | None = None
+        self.size = ENTRY_OVERHEAD + 2 * len(key) + record_size(record)
 
     @property
     def found(self) -> bool:
-        return self.handle is not None
-
-    @property
-    def hs_body(self) -> bytes:
-        """The Handle resolution body with every public value."""
-        return b"".join(self.hs_parts)[:self.hs_body_len]
-
-    @property
-    def public(self) -> tuple[HandleValue, ...]:
-        """Values anyone may read (decoded from the kept answer when needed)."""
-        if self.handle is None:
-            return ()
-        if self._record is not None:
-            return readable(self._record.values)
-        return ResolutionResponse.from_bytes(self.hs_body).values
-
-    @property
-    def record(self) -> HandleRecord | None:
-        if self._record is not None or self.handle is None:
-            return self._record
-        return HandleRecord(self.handle, self.public)
-
-    def rest(self, encode: Callable[["Entry"], bytes]) -> bytes:
-        """The REST answer, encoded on first use and kept."""
-        out = self._rest
-        if out is None:
-            # An exact-size copy: orjson's result keeps its growth slack
-            # (measured: 4.3 kB of RSS per cached entry instead of 1 kB).
-            out = self._rest = bytes(memoryview(encode(self)))
-        return out
+        return self.status == FOUND
 
 
 class Cache:
-    def __init__(self, settings: CacheSettings, clock: Callable[[], float], on_evict: Callable[[], None] | None = None):
+    def __init__(self, settings: CacheSettings, clock: Callable[[], float], stamps,
+                 on_evict: Callable[[], None] | None = None):
         self.settings = settings
         self._clock = clock
+        self._stamps = stamps           # the shared stamp table (indexable by slot)
         self._found: OrderedDict[str, Entry] = OrderedDict()
         self._missing: OrderedDict[str, Entry] = OrderedDict()
         self._on_evict = on_evict
@@ -122,7 +93,7 @@ class Cache:
         return len(self._found) + len(self._missing)
 
     def lookup(self, key: str) -> Entry | None:
-        """A fresh entry, or None. Touches LRU order; never awaits."""
+        """A fresh entry no write has overtaken, or None. Touches LRU order; never awaits."""
         entry = self._found.get(key)
         table = self._found
         if entry is None:
@@ -130,36 +101,51 @@ class Cache:
             table = self._missing
             if entry is None:
                 return None
-        if entry.expires <= self._clock():
+        if entry.expires <= self._clock() or self._stamps[entry.slot] != entry.stamp:
             return None
         table.move_to_end(key)
         entry.hits += 1
         return entry
 
     def stale(self, key: str) -> Entry | None:
-        """An expired entry still within its stale deadline (for when the registry is down)."""
+        """An expired entry still within its stale deadline and not overtaken by
+        a write (for when the registry is unavailable)."""
         entry = self._found.get(key)
         if entry is None:
             entry = self._missing.get(key)
-        if entry is not None and entry.stale_until > self._clock():
+        if entry is not None and entry.stale_until > self._clock() and self._stamps[entry.slot] == entry.stamp:
             return entry
         return None
 
-    def store(self, key: str, record: HandleRecord | None, ttl: float) -> Entry:
+    def store(self, entry: Entry, ttl: float) -> Entry:
+        """Keep ``entry`` for ``ttl`` seconds (and ``stale_seconds`` more as a fallback)."""
         now = self._clock()
         s = self.settings
-        self.invalidate(key)
-        entry = Entry(key, record, now + ttl, now + ttl + s.stale_seconds)
-        if record is None:
-            self._missing[key] = entry
+        entry.expires = now + ttl
+        entry.stale_until = now + ttl + s.stale_seconds
+        self.invalidate(entry.key)
+        if entry.status == FOUND:
+            self._found[entry.key] = entry
+            self.bytes += entry.size
+            self._trim()
+        else:
+            self._missing[entry.key] = entry
             while len(self._missing) > s.max_negative_entries:
                 self._missing.popitem(last=False)
                 self._evicted()
-        else:
-            self._found[key] = entry
-            self.bytes += entry.size
-            self._trim()
         return entry
+
+    def remember(self, entry: Entry, name: Any, rendering: Any, nbytes: int) -> Any:
+        """Keep a front end's rendering of ``entry`` (charged to the byte bound)."""
+        memo = entry.memo
+        if memo is None:
+            memo = entry.memo = {}
+        memo[name] = rendering
+        entry.size += nbytes
+        if self._found.get(entry.key) is entry:
+            self.bytes += nbytes
+            self._trim()
+        return rendering
 
     def _trim(self) -> None:
         s = self.settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import stat
@@ -24,6 +25,8 @@ import click
 import orjson
 from tqdm import tqdm
 
+from prometheus_client import CollectorRegistry
+
 from protocol.codes import RC
 from protocol.identifier import InvalidHandle, parse_handle, parse_prefix
 from protocol.jsoncodec import record_to_json
@@ -34,11 +37,20 @@ from registry.importer import ImportFormatError, LineSource, guess_format, impor
 from registry.store import Store
 
 from . import logs
+from .core import Core
+from .core.auth import Authenticator
+from .core.caller import OPERATOR
+from .core.errors import Refused
+from .core.lockout import Lockout
+from .core.urls import is_web_url
+from .pipeline import build_pipeline
+from .query import Query
 from .settings import Settings, SettingsError, load_settings
+from .shared import SharedState
 
 T = TypeVar("T")
 log = logging.getLogger("idnode.cli")
-ACTOR = "cli"
+ACTOR = "cli"              # the audit log's name for the operator (registry.provision at init)
 EXPORT_PAGE = 1000
 PASSWORD_ENV = "IDNODE_ADMIN_PASSWORD"
 _SHOWN_ONCE = "This secret is shown only now and will not be shown again: store it safely."
@@ -49,11 +61,13 @@ class CliError(click.ClickException):
 
 
 # Errors a user can cause; anything else is a bug and still gets one line.
-_USER_ERRORS = (reg.RegistryError, InvalidHandle, SettingsError, ImportFormatError, OSError, UnicodeError,
+_USER_ERRORS = (Refused, reg.RegistryError, InvalidHandle, SettingsError, ImportFormatError, OSError, UnicodeError,
                 aiohttp.ClientError, asyncio.TimeoutError)
 
 
 def _message(exc: BaseException) -> str:
+    if isinstance(exc, Refused):
+        return exc.message or f"refused (response code {exc.code})"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     if isinstance(exc, asyncio.TimeoutError):
@@ -106,15 +120,32 @@ class Cli:
 
 
 def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
-    """Run ``await work(store)`` against the store of ``settings``, then close it."""
+    """Run ``await work(store)`` against the store of ``settings``, then close it
+    (only ``init`` sets a store up; every other command goes through :func:`with_core`)."""
     async def main() -> T:
-        store = open_store(settings, create=create)
+        store = open_store(settings.store.url, home=settings.home, create=create)
         await store.open()
         try:
             return await work(store)
         finally:
             await store.close()
     return asyncio.run(main())
+
+
+def with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
+    """Run ``await work(core)``: the operations layer over the store of
+    ``settings``, without a cache, for the operator (who may do what the node
+    admin may; writes are audited as ``cli``)."""
+    async def run(store: Store) -> T:
+        shared = SharedState.private()
+        try:
+            no_cache = dataclasses.replace(settings, cache=dataclasses.replace(settings.cache, enabled=False))
+            pipeline = build_pipeline(no_cache, store, shared, CollectorRegistry())
+            core = Core(store, pipeline, Authenticator(store, Lockout(shared, settings.auth)))
+            return await work(core)
+        finally:
+            shared.close()
+    return with_store(settings, run)
 
 
 def _read_password(from_stdin: bool) -> str | None:
@@ -137,6 +168,12 @@ def _print_secret(identity: str, secret: str | None) -> None:
 
 def _handle(text: str) -> str:
     return parse_handle(text).text
+
+
+def _url(ctx, param, value: str | None) -> str | None:
+    if value is not None and not is_web_url(value):
+        raise click.BadParameter(f"{value!r} is not an absolute http(s) URL", ctx=ctx, param=param)
+    return value
 
 
 # ---------------------------------------------------------------- the group
@@ -211,7 +248,7 @@ def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None
 
     settings = obj.settings(**{"http.bind": bind, "http.port": http_port, "handle.port": hs_port,
                                "node.workers": workers})
-    open_store(settings, create=False)      # refuses a home without a node (or its key) up front
+    open_store(settings.store.url, home=settings.home, create=False)   # refuses a home without a node up front
     status = serve_workers(settings)
     if status:
         raise click.exceptions.Exit(status)
@@ -236,8 +273,8 @@ def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: st
     name = parse_prefix(name)
     settings = obj.settings()
     password = _read_password(password_stdin)
-    secret = with_store(settings, lambda store: provision.create_prefix(
-        store, name, owner, credit_code=credit_code, contact=contact, password=password, actor=ACTOR))
+    _, secret = with_core(settings, lambda core: core.create_prefix(
+        OPERATOR, name, owner, credit_code=credit_code, contact=contact, password=password))
     click.echo(f"created prefix {name}")
     _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
 
@@ -246,7 +283,7 @@ def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: st
 @pass_cli
 def prefix_list(obj: Cli) -> None:
     """All prefixes as a table."""
-    infos = with_store(obj.settings(), lambda store: store.list_prefixes())
+    infos = with_core(obj.settings(), lambda core: core.list_prefixes(OPERATOR))
     if not infos:
         click.echo("no prefixes", err=True)
         return
@@ -257,19 +294,13 @@ def prefix_list(obj: Cli) -> None:
         click.echo("  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]))
 
 
-def _require_prefix(info, name: str):
-    if info is None:
-        raise reg.PrefixNotFound(f"prefix {name} is not allocated on this node")
-    return info
-
-
 @prefix.command("show")
 @click.argument("name", metavar="PREFIX")
 @pass_cli
 def prefix_show(obj: Cli, name: str) -> None:
     """One prefix's details."""
     name = parse_prefix(name)
-    info = _require_prefix(with_store(obj.settings(), lambda store: store.get_prefix(name)), name)
+    info = with_core(obj.settings(), lambda core: core.show_prefix(OPERATOR, name))
     for key, value in (("prefix", info.prefix), ("owner", info.owner), ("credit code", info.credit_code),
                        ("contact", info.contact), ("state", info.state), ("created", _time(info.created)),
                        ("admin", f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(info.prefix)}")):
@@ -284,9 +315,10 @@ def _state_command(state: str, verb: str):
     @pass_cli
     def set_state(obj: Cli, name: str) -> None:
         name = parse_prefix(name)
-        info = with_store(obj.settings(), lambda store: store.set_prefix_state(name, state, actor=ACTOR))
+        info = with_core(obj.settings(), lambda core: core.set_prefix_state(OPERATOR, name, state == "enabled"))
         click.echo(f"prefix {info.prefix} {state}")
-    set_state.__doc__ = f"{verb} PREFIX: its identifiers {'stop' if state == 'disabled' else 'start'} resolving."
+    set_state.__doc__ = (f"{verb} PREFIX: its identifiers are "
+                         f"{'no longer served, nor written' if state == 'disabled' else 'served again'}.")
     return prefix.command(verb.lower())(click.argument("name", metavar="PREFIX")(set_state))
 
 
@@ -302,8 +334,7 @@ def prefix_passwd(obj: Cli, name: str, password_stdin: bool) -> None:
     """Replace the secret of 300:PREFIX/ADMIN."""
     name = parse_prefix(name)
     password = _read_password(password_stdin)
-    secret = with_store(obj.settings(), lambda store: provision.rotate_prefix_secret(
-        store, name, password, actor=ACTOR))
+    secret = with_core(obj.settings(), lambda core: core.rotate_prefix_secret(OPERATOR, name, password))
     click.echo(f"changed the secret of prefix {name}")
     _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
 
@@ -319,24 +350,25 @@ def _value_option(text: str) -> tuple[str, str]:
 
 @cli.command()
 @click.argument("handle")
-@click.option("--url", help="The URL value (index 1).")
+@click.option("--url", callback=_url, help="The URL value (index 1): an absolute http(s) URL.")
 @click.option("--value", "extra", multiple=True, metavar="TYPE=DATA",
               help="Another text value (indexes 2, 3, ... in the order given); repeatable.")
 @click.option("--overwrite", is_flag=True, help="Replace every value of an existing identifier.")
 @pass_cli
 def register(obj: Cli, handle: str, url: str | None, extra: tuple[str, ...], overwrite: bool) -> None:
     """Register HANDLE (e.g. 88.118.8/abc) with its values."""
-    handle = _handle(handle)
+    parsed = parse_handle(handle)
     pairs = [_value_option(v) for v in extra]
     values = ([HandleValue(1, "URL", url.encode())] if url else [])
     values += [HandleValue(i, t, d.encode()) for i, (t, d) in enumerate(pairs, 2)]
     if not values:
         raise click.UsageError("give --url and/or --value TYPE=DATA")
     try:
-        record = with_store(obj.settings(), lambda store: store.put_handle(
-            handle, values, mode="replace" if overwrite else "create", actor=ACTOR))
-    except reg.HandleExists:
-        raise CliError(f"{handle} already exists (use --overwrite to replace its values)") from None
+        record, _ = with_core(obj.settings(), lambda core: core.put(OPERATOR, parsed, values, overwrite=overwrite))
+    except Refused as exc:
+        if exc.code == RC.HANDLE_ALREADY_EXISTS:
+            raise CliError(f"{parsed.text} already exists (use --overwrite to replace its values)") from None
+        raise
     click.echo(f"{'registered' if not overwrite else 'wrote'} {record.handle} ({len(record.values)} values)")
 
 
@@ -345,9 +377,9 @@ def register(obj: Cli, handle: str, url: str | None, extra: tuple[str, ...], ove
 @pass_cli
 def delete(obj: Cli, handle: str) -> None:
     """Delete HANDLE and all its values."""
-    handle = _handle(handle)
-    with_store(obj.settings(), lambda store: store.delete_handle(handle, actor=ACTOR))
-    click.echo(f"deleted {handle}")
+    parsed = parse_handle(handle)
+    with_core(obj.settings(), lambda core: core.delete(OPERATOR, parsed))
+    click.echo(f"deleted {parsed.text}")
 
 
 def _data_text(data: Any) -> str:
@@ -384,11 +416,12 @@ async def _resolve_remote(server: str, handle: str) -> dict:
     return doc
 
 
-async def _resolve_local(store: Store, handle: str) -> dict:
-    record = await store.get_handle(handle)
-    if record is None:
-        raise reg.HandleNotFound(f"{handle} not found")
-    return record_to_json(record.handle, record.values)
+async def _resolve_local(core: Core, handle: str) -> dict:
+    """The operator's view: every value but secrets (as the node admin sees it)."""
+    view = await core.resolve(Query(parse_handle(handle), caller=OPERATOR))
+    if view.code == RC.HANDLE_NOT_FOUND:
+        raise Refused(view.code, f"{handle}: {view.message}")
+    return record_to_json(view.handle, view.values, int(view.code))
 
 
 def _resolve_hs(server: str, handle: str, udp: bool) -> dict:
@@ -424,7 +457,7 @@ def resolve(obj: Cli, handle: str, server: str | None, hs_server: str | None, ud
         obj.settings()
         doc = asyncio.run(_resolve_remote(server, handle))
     else:
-        doc = with_store(obj.settings(), lambda store: _resolve_local(store, handle))
+        doc = with_core(obj.settings(), lambda core: _resolve_local(core, handle))
     if as_json:
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
@@ -444,22 +477,22 @@ def export(obj: Cli, name: str, output) -> None:
     """
     name = parse_prefix(name)
 
-    async def work(store: Store) -> int:
-        _require_prefix(await store.get_prefix(name), name)
-        count, page = 0, 0
+    async def work(core: Core) -> int:
+        await core.show_prefix(OPERATOR, name)           # refuses a prefix not allocated here
+        count, cursor = 0, None
         while True:
-            handles = await store.list_handles(name, page=page, page_size=EXPORT_PAGE)
-            for h in handles:
-                record = await store.get_handle(h)
-                values = record_to_json(record.handle, record.values)["values"] if record else []
+            page = await core.list_handles(OPERATOR, name, cursor=cursor, limit=EXPORT_PAGE)
+            for h in page.items:
+                view = await core.resolve(Query(parse_handle(h), caller=OPERATOR))
+                values = record_to_json(view.handle, view.values)["values"] if view.found else []
                 if values:
-                    output.write(orjson.dumps({"handle": record.handle, "values": values}) + b"\n")
+                    output.write(orjson.dumps({"handle": view.handle, "values": values}) + b"\n")
                     count += 1
-            if len(handles) < EXPORT_PAGE:
+            if page.next is None:
                 return count
-            page += 1
+            cursor = page.next
 
-    count = with_store(obj.settings(), work)
+    count = with_core(obj.settings(), work)
     output.flush()
     click.echo(f"exported {count} identifiers under {name}", err=True)
 
@@ -499,9 +532,8 @@ status is 1 when any row was rejected.""")
 def import_(obj: Cli, file: str, fmt: str | None, batch_size: int, overwrite: bool, report: str | None,
             progress: str) -> None:
     """Register identifiers in bulk from a CSV or JSONL FILE ('-' for stdin)."""
-    summary = with_store(obj.settings(), lambda store: _import(
-        store, file, fmt=fmt, batch_size=batch_size, overwrite=overwrite, report=report,
-        progress=progress, actor=ACTOR))
+    summary = with_core(obj.settings(), lambda core: _import(
+        core, file, fmt=fmt, batch_size=batch_size, overwrite=overwrite, report=report, progress=progress))
     click.echo(f"imported {summary.imported}, skipped {summary.skipped}, rejected {summary.rejected}")
     if summary.rejected:
         where = report if report else "stderr"
@@ -523,8 +555,8 @@ def _file_size(fh) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
-async def _import(store: Store, file: str, *, fmt: str | None, batch_size: int, overwrite: bool,
-                  report: str | None, progress: str, actor: str) -> ImportSummary:
+async def _import(core: Core, file: str, *, fmt: str | None, batch_size: int, overwrite: bool,
+                  report: str | None, progress: str) -> ImportSummary:
     """Stream FILE into the store, reporting each committed batch and each rejected row."""
     if fmt is None:
         if file == "-":
@@ -539,8 +571,10 @@ async def _import(store: Store, file: str, *, fmt: str | None, batch_size: int, 
         say = (lambda text: bar.write(text, file=sys.stderr)) if not bar.disable else \
             (lambda text: click.echo(text, err=True))
         source = LineSource(fh)
-        async for batch in import_rows(store, parse(fmt, source), batch_size=batch_size,
-                                       overwrite=overwrite, actor=actor):
+        async def register(items, overwrite: bool):
+            return await core.register_batch(OPERATOR, items, overwrite=overwrite)
+
+        async for batch in import_rows(register, parse(fmt, source), batch_size=batch_size, overwrite=overwrite):
             imported += batch.imported
             skipped += batch.skipped
             rejected += len(batch.rejected)

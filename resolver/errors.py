@@ -1,27 +1,35 @@
-"""The REST error shape: every failure is ``{"responseCode", "handle", "message"}``."""
+"""The REST error shape: every failure is ``{"responseCode", "handle", "message"}``
+with the HTTP status the Handle.Net REST API gives that response code."""
 
 from __future__ import annotations
 
-from registry import errors as reg
+from protocol.codes import RC
 
-# HTTP status for a registry error class, as the Handle.Net REST API answers.
-_STATUS = {
-    reg.HandleNotFound: 404,
-    reg.HandleExists: 409,
-    reg.InvalidHandleError: 400,
-    reg.ValuesNotFound: 400,
-    reg.ValueExists: 409,
-    reg.InvalidValue: 400,
-    reg.PrefixNotFound: 404,
-    reg.PrefixExists: 409,
-    reg.PrefixDisabled: 403,
-    reg.NotInitialised: 503,
-    reg.StoreUnavailable: 503,
+from .core.errors import Refused
+
+# HTTP status for a Handle response code, as the Handle.Net REST API answers.
+STATUS = {
+    RC.HANDLE_NOT_FOUND: 404,
+    RC.HANDLE_ALREADY_EXISTS: 409,
+    RC.INVALID_HANDLE: 400,
+    RC.VALUES_NOT_FOUND: 400,
+    RC.VALUE_ALREADY_EXISTS: 409,
+    RC.INVALID_VALUE: 400,
+    RC.SERVER_NOT_RESPONSIBLE: 404,
+    RC.NOT_AN_ADMIN: 403,
+    RC.INSUFFICIENT_PERMISSIONS: 403,
+    RC.AUTHENTICATION_NEEDED: 401,
+    RC.AUTHENTICATION_FAILED: 401,
+    RC.INVALID_CREDENTIAL: 401,
+    RC.AUTHENTICATION_ERROR: 401,
+    RC.SERVER_BUSY: 503,
+    RC.OPERATION_NOT_SUPPORTED: 400,
 }
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="handle"'}
 
 
 class ApiError(Exception):
-    """Raised by handlers; the app's middleware renders it."""
+    """Raised by handlers; the app's wrapper renders it."""
 
     def __init__(self, status: int, code: int, message: str, handle: str | None = None, headers=None):
         super().__init__(message)
@@ -32,7 +40,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def from_registry(exc: reg.RegistryError, handle: str | None) -> ApiError:
-    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
-    return ApiError(status, exc.code, str(exc) or type(exc).__name__, handle)
-
+def from_refused(exc: Refused, handle: str | None) -> ApiError:
+    """A refusal of the operations layer in the REST shape."""
+    status = STATUS.get(exc.code, 500)
+    headers = dict(CHALLENGE) if status == 401 else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(int(exc.retry_after))
+    return ApiError(status, exc.code, exc.message or RC(exc.code).name.lower(), handle, headers)

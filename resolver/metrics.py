@@ -1,8 +1,9 @@
 """Prometheus metrics on a registry of the node's own (never the global one).
 
 Labelled children are created once here; handlers hold the children, so the
-request path never calls ``.labels()``. Registry sizes are read at scrape
-time by :meth:`Metrics.render`.
+request path never calls ``.labels()``. Sizes (registry, cache) are read at
+scrape time by :meth:`Metrics.render`. Each resolution stage registers its
+own metrics on :attr:`Metrics.registry` (see its README).
 """
 
 from __future__ import annotations
@@ -41,28 +42,6 @@ class RequestMetrics:
         self.duration.observe(seconds)
 
 
-class CacheMetrics:
-    """Cache counters; sizes are read at scrape time by Metrics.render."""
-
-    def __init__(self, registry: CollectorRegistry | None):
-        registry = registry or CollectorRegistry()
-
-        def counter(name: str, doc: str) -> Counter:
-            return Counter(f"idnode_cache_{name}", doc, registry=registry)
-
-        self.hits = counter("hits_total", "Answers served from the cache.")
-        self.negative_hits = counter("negative_hits_total", "Not-found answers served from the cache.")
-        self.misses = counter("misses_total", "Lookups the cache could not answer.")
-        self.evictions = counter("evictions_total", "Entries evicted to respect the bounds.")
-        self.coalesced = counter("coalesced_misses_total", "Misses that waited for another's registry read.")
-        self.stale_served = counter("stale_served_total", "Expired answers served while the registry was unavailable.")
-        self.prefetches = counter("prefetches_total", "Popular entries refreshed before expiry.")
-        self.entries = Gauge("idnode_cache_entries", "Entries in the cache (read at scrape time).",
-                             registry=registry, multiprocess_mode="livesum")
-        self.bytes = Gauge("idnode_cache_bytes", "Estimated bytes held by the cache (read at scrape time).",
-                           registry=registry, multiprocess_mode="livesum")
-
-
 class Metrics:
     """The node's metrics. With ``multiprocess_dir`` (``serve --workers N``) the
     values live in prometheus_client's shared files and :meth:`render`
@@ -80,11 +59,14 @@ class Metrics:
                                  registry=self.registry, multiprocess_mode="mostrecent")
         self.prefixes = Gauge("idnode_registry_prefixes", "Enterprise prefixes allocated (read at scrape time).",
                               registry=self.registry, multiprocess_mode="mostrecent")
-        self.auth_failures = Counter("idnode_auth_failures_total", "Failed authentications.",
+        self.auth_failures = Counter("idnode_auth_failures_total", "Failed authentications, by protocol.",
                                      ("protocol",), registry=self.registry)
+        self._auth_children: dict[str, object] = {}
+        self.dropped = Counter("idnode_requests_dropped_total",
+                               "Requests dropped without an answer, by protocol and reason.",
+                               ("protocol", "reason"), registry=self.registry)
         Gauge("idnode_build_info", "Build information.", ("version",), registry=self.registry,
               multiprocess_mode="max").labels(version).set(1)
-        self.cache = CacheMetrics(self.registry)
         self._ops: dict[tuple[str, str], RequestMetrics] = {}
 
     def op(self, protocol: str, operation: str) -> RequestMetrics:
@@ -94,11 +76,19 @@ class Metrics:
             self._ops[key] = RequestMetrics(self._requests, self._duration, protocol, operation)
         return self._ops[key]
 
-    def render(self, identifiers: int, prefixes: int, cache=None) -> bytes:
+    def auth_failed(self, protocol: str) -> None:
+        """Count a failed authentication over ``protocol`` (rest, hs-tcp, ...)."""
+        child = self._auth_children.get(protocol)
+        if child is None:
+            child = self._auth_children[protocol] = self.auth_failures.labels(protocol)
+        child.inc()
+
+    def render(self, identifiers: int, prefixes: int, collect=None) -> bytes:
+        """The exposition; ``collect()`` sets the scrape-time gauges of the stages."""
         self.identifiers.set(identifiers)
         self.prefixes.set(prefixes)
-        self.cache.entries.set(len(cache) if cache is not None else 0)
-        self.cache.bytes.set(cache.bytes if cache is not None else 0)
+        if collect is not None:
+            collect()
         if self._multiprocess_dir:
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined, path=self._multiprocess_dir)

@@ -1,4 +1,4 @@
-"""The running node's parts, built once and shared by every handler."""
+"""The running node's parts, built once and shared by every front end."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from registry.store import Store
-
-from .auth import Authenticator
+from .core import Core
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import Settings
@@ -17,10 +15,9 @@ from .settings import Settings
 @dataclass(frozen=True, slots=True)
 class Node:
     settings: Settings
-    store: Store
-    auth: Authenticator
+    core: Core                  # every decision: front ends parse, call it, render
     metrics: Metrics
-    pipeline: Pipeline
+    pipeline: Pipeline          # the fast paths' synchronous cache peek
 
 
 NODE = web.AppKey("idnode.node", Node)

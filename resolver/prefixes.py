@@ -1,96 +1,83 @@
-"""Enterprise prefix management for the node admin (``300:0.NA/<secondary>``).
+"""Enterprise prefix management over REST (the operations layer decides who may).
 
 ``GET /api/prefixes``, ``GET/PUT /api/prefixes/{prefix}``,
 ``POST /api/prefixes/{prefix}/disable`` and ``/enable``. A prefix created
 over REST takes its admin secret from the request body (``password``): the
-node never returns a secret.
+node never returns a secret over the network.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from aiohttp import web
 
 from protocol.codes import RC
-from protocol.identifier import InvalidHandle, parse_prefix
-from registry import errors as reg
-from registry import provision
 
 from .bodies import read_body, respond
-from .errors import ApiError, from_registry
+from .core.errors import Refused
+from .errors import ApiError, from_refused
 from .node import NODE
-from .rest import require_admin
-
-
-def _prefix(request: web.Request) -> str:
-    raw = request.match_info["prefix"]
-    try:
-        return parse_prefix(raw)
-    except InvalidHandle as exc:
-        raise ApiError(400, RC.INVALID_HANDLE, str(exc), raw) from None
+from .rest import identified
 
 
 def _shape(info) -> dict:
-    d = asdict(info)
-    return {"prefix": d["prefix"], "owner": d["owner"], "creditCode": d["credit_code"],
-            "contact": d["contact"], "state": d["state"], "created": d["created"]}
-
-
-async def _node_admin(request: web.Request, prefix: str | None):
-    node = request.app[NODE]
-    principal = await require_admin(request, node, None, prefix)
-    return node, principal
+    return {"prefix": info.prefix, "owner": info.owner, "creditCode": info.credit_code, "contact": info.contact,
+            "state": info.state, "created": info.created}
 
 
 async def list_prefixes(request: web.Request) -> web.Response:
-    node, _ = await _node_admin(request, None)
-    items = [_shape(p) for p in await node.store.list_prefixes()]
-    return respond(request, {"responseCode": 1, "handle": None, "prefixes": items})
+    node = request.app[NODE]
+    caller = await identified(request, node)
+    try:
+        infos = await node.core.list_prefixes(caller)
+    except Refused as exc:
+        raise from_refused(exc, None) from None
+    return respond(request, {"responseCode": 1, "handle": None, "prefixes": [_shape(p) for p in infos]})
 
 
 async def show_prefix(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    prefix = _prefix(request)
-    await require_admin(request, node, prefix, prefix)
-    info = await node.store.get_prefix(prefix)
-    if info is None:
-        raise ApiError(404, RC.HANDLE_NOT_FOUND, f"prefix {prefix} is not allocated on this node", prefix)
-    return respond(request, {"responseCode": 1, "handle": prefix, **_shape(info)})
+    raw = request.match_info["prefix"]
+    caller = await identified(request, node, raw)
+    try:
+        info = await node.core.show_prefix(caller, raw)
+    except Refused as exc:
+        raise from_refused(exc, raw) from None
+    return respond(request, {"responseCode": 1, "handle": info.prefix, **_shape(info)})
 
 
 async def create_prefix(request: web.Request) -> web.Response:
-    prefix = _prefix(request)
-    node, principal = await _node_admin(request, prefix)
-    body = await read_body(request, handle=prefix)
+    node = request.app[NODE]
+    raw = request.match_info["prefix"]
+    caller = await identified(request, node, raw)
+    body = await read_body(request, handle=raw)
     if not isinstance(body, dict):
-        raise ApiError(400, RC.ERROR, "body must be an object", prefix)
+        raise ApiError(400, RC.ERROR, "body must be an object", raw)
     fields = {k: body.get(k, "") for k in ("owner", "creditCode", "contact", "password")}
     if not all(isinstance(v, str) for v in fields.values()):
-        raise ApiError(400, RC.ERROR, "owner, creditCode, contact and password must be strings", prefix)
+        raise ApiError(400, RC.ERROR, "owner, creditCode, contact and password must be strings", raw)
+    if not fields["password"]:
+        raise ApiError(400, RC.INVALID_VALUE, "give the admin secret as 'password': the node never sends one back",
+                       raw)
     try:
-        await provision.create_prefix(node.store, prefix, fields["owner"], credit_code=fields["creditCode"],
-                                      contact=fields["contact"], password=fields["password"],
-                                      actor=principal.identity)
-    except reg.RegistryError as exc:
-        raise from_registry(exc, prefix) from None
-    except ValueError as exc:
-        raise ApiError(400, RC.INVALID_HANDLE, str(exc), prefix) from None
-    info = await node.store.get_prefix(prefix)
-    return respond(request, {"responseCode": 1, "handle": prefix, **_shape(info),
-                             "admin": f"300:{prefix}/ADMIN"}, 201)
+        info, _ = await node.core.create_prefix(caller, raw, fields["owner"], credit_code=fields["creditCode"],
+                                                contact=fields["contact"], password=fields["password"])
+    except Refused as exc:
+        raise from_refused(exc, raw) from None
+    return respond(request, {"responseCode": 1, "handle": info.prefix, **_shape(info),
+                             "admin": f"300:{info.prefix}/ADMIN"}, 201)
 
 
-def _state_setter(state: str):
+def _state_setter(enabled: bool):
     async def set_state(request: web.Request) -> web.Response:
-        prefix = _prefix(request)
-        node, principal = await _node_admin(request, prefix)
+        node = request.app[NODE]
+        raw = request.match_info["prefix"]
+        caller = await identified(request, node, raw)
         try:
-            info = await node.store.set_prefix_state(prefix, state, actor=principal.identity)
-        except reg.RegistryError as exc:
-            raise from_registry(exc, prefix) from None
-        return respond(request, {"responseCode": 1, "handle": prefix, **_shape(info)})
-    set_state.__name__ = f"{state.removesuffix('d')}_prefix"
+            info = await node.core.set_prefix_state(caller, raw, enabled)
+        except Refused as exc:
+            raise from_refused(exc, raw) from None
+        return respond(request, {"responseCode": 1, "handle": info.prefix, **_shape(info)})
+    set_state.__name__ = "enable_prefix" if enabled else "disable_prefix"
     return set_state
 
 
@@ -98,6 +85,6 @@ ROUTES = (
     ("GET", "/api/prefixes", list_prefixes),
     ("GET", "/api/prefixes/{prefix}", show_prefix),
     ("PUT", "/api/prefixes/{prefix}", create_prefix),
-    ("POST", "/api/prefixes/{prefix}/disable", _state_setter("disabled")),
-    ("POST", "/api/prefixes/{prefix}/enable", _state_setter("enabled")),
+    ("POST", "/api/prefixes/{prefix}/disable", _state_setter(False)),
+    ("POST", "/api/prefixes/{prefix}/enable", _state_setter(True)),
 )

@@ -1,13 +1,17 @@
-"""Proxy-style resolution (``GET /{handle}``), health and readiness."""
+"""Proxy-style resolution (``GET /{handle}``), health, readiness and metrics."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from protocol.codes import RC
 from protocol.identifier import InvalidHandle, parse_handle
 
+from .core.caller import anonymous
+from .core.errors import Refused
+from .core.urls import redirect_target
 from .node import NODE
-from .rest import lookup, visible_values
+from .query import Query
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -15,22 +19,23 @@ def _text(status: int, message: str) -> web.Response:
 
 
 async def proxy(request: web.Request) -> web.Response:
-    """302 to the first public URL value; 404 with a short explanation otherwise."""
+    """302 to the first public URL value (an absolute http(s) URL); 404 with a
+    short explanation otherwise."""
     node = request.app[NODE]
     text = request.match_info["handle"]
     try:
         handle = parse_handle(text)
     except InvalidHandle as exc:
         return _text(400, f"Not a valid identifier: {exc}")
-    record = (await lookup(node, handle)).record
-    if record is None:
-        return _text(404, f"Identifier {handle.text} is not registered on this node.")
-    urls = [v for v in visible_values(record.values, admin=False, types=("URL",))]
-    if not urls:
-        return _text(404, f"Identifier {record.handle} exists but has no public URL value.")
-    target = urls[0].data.decode("utf-8", "replace")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in target):
-        return _text(404, f"Identifier {record.handle} has a URL value that cannot be redirected to.")
+    try:
+        view = await node.core.resolve(Query(handle, types=("URL",), caller=anonymous(request.remote or "?")))
+    except Refused as exc:
+        return _text(503 if exc.code == RC.SERVER_BUSY else 404, f"Identifier {handle.text}: {exc.message}")
+    if view.code == RC.HANDLE_NOT_FOUND:
+        return _text(404, f"Identifier {handle.text} is not served here: {view.message}.")
+    target = redirect_target(view.values)
+    if target is None:
+        return _text(404, f"Identifier {view.handle} exists but has no public http(s) URL value.")
     raise web.HTTPFound(location=target)
 
 
@@ -41,7 +46,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     try:
-        prefix = await node.store.secondary_prefix()
+        prefix = await node.core.node_prefix()
     except Exception as exc:  # noqa: BLE001 - any store failure means "not ready"
         return web.json_response({"status": "unavailable", "reason": type(exc).__name__}, status=503)
     return web.json_response({"status": "ready", "prefix": prefix})
@@ -49,8 +54,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    body = node.metrics.render(await node.store.count_handles(), await node.store.count_prefixes(),
-                               node.pipeline.cache)
+    identifiers, prefixes = await node.core.sizes()
+    body = node.metrics.render(identifiers, prefixes, node.pipeline.collect)
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

@@ -1,101 +1,115 @@
 """Handle.Net v9 compatible JSON REST API: ``/api/handles``.
 
 Shapes and codes follow the Handle.Net REST API as pyhandle 1.5.0 expects:
-GET 200+1 / 404+100 / 200+200 (filters matched nothing); PUT 201+1 created,
-200+1 replaced, 409+101 exists (``overwrite=false``); DELETE 200+1,
-404+100, 400+200 (no such index); 400+102 invalid handle; 401+402 when
-credentials are needed; 403+400 when the identity is not an admin of the
-handle's prefix.
+GET 200+1 / 404+100 / 200+200 (nothing the caller may see matches); PUT
+201+1 created, 200+1 replaced, 409+101 exists (``overwrite=false``);
+DELETE 200+1, 404+100, 400+200 (no such index); 400+102 invalid handle;
+401+402 when credentials are needed; 403+400 when the identity may not do
+that. Every decision is the operations layer's (``resolver.core``); this
+module parses requests and renders answers.
 """
 
 from __future__ import annotations
-
-import uuid
 
 import orjson
 from aiohttp import web
 
 from protocol.codes import RC
-from protocol.identifier import Handle, InvalidHandle, handle_key, parse_handle, parse_prefix
+from protocol.identifier import Handle, InvalidHandle, handle_key, parse_handle
 from protocol.jsoncodec import JsonValueError, value_to_json, values_from_json
-from protocol.values import HandleValue, readable
-from registry import errors as reg
 
-from .auth import AuthError, Principal
 from .bodies import RC_KEY, read_body, respond
-from .errors import ApiError, from_registry
-from .node import Node, NODE
+from .cache import FOUND, Entry
+from .core import View
+from .core.reads import public_view
+from .core.caller import Caller
+from .core.errors import Refused
+from .errors import ApiError, from_refused
+from .node import NODE, Node
+from .query import Query
 
 TRUE = {"true", "1", "yes"}
+MAX_SKIPPED = 100_000           # identifiers a page-numbered listing may skip (use the cursor beyond)
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_REST = "rest"                  # this front end's key in an entry's memo
 
 
-def _parse(text: str) -> Handle:
+def parse(text: str) -> Handle:
     try:
         return parse_handle(text)
     except InvalidHandle as exc:
         raise ApiError(400, RC.INVALID_HANDLE, str(exc), text) from None
 
 
-def _indexes(request: web.Request, handle: str) -> list[int]:
+def indexes_of(request: web.Request, handle: str) -> list[int]:
     out = []
     for raw in request.query.getall("index", []):
         if raw == "various":            # Handle.Net: take the indexes from the body
             continue
         try:
-            out.append(int(raw))
+            index = int(raw)
         except ValueError:
             raise ApiError(400, RC.ERROR, f"index must be an integer, got {raw!r}", handle) from None
+        if not 0 <= index <= 0xFFFFFFFF:
+            raise ApiError(400, RC.ERROR, f"index out of range: {raw}", handle)
+        out.append(index)
     return out
 
 
-async def principal_of(request: web.Request, node: Node, handle: str | None) -> Principal | None:
+async def caller_of(request: web.Request, node: Node, handle: str | None = None) -> Caller:
+    """Who asks: Basic credentials proven by the operations layer (anonymous without)."""
     try:
-        return await node.auth.authenticate(request.headers.get("Authorization"), request.remote or "?")
-    except AuthError as exc:
-        node.metrics.auth_failures.labels("rest").inc()
-        raise ApiError(401, exc.code, exc.message, handle,
-                       headers={"WWW-Authenticate": 'Basic realm="handle"'}) from None
+        return await node.core.auth.basic(request.headers.get("Authorization"), request.remote or "?", "rest")
+    except Refused as exc:
+        raise from_refused(exc, handle) from None
 
 
-async def require_admin(request: web.Request, node: Node, prefix: str | None, handle: str | None) -> Principal:
-    """The authenticated admin of ``prefix``; ``prefix=None`` requires the node admin."""
-    principal = await principal_of(request, node, handle)
-    if principal is None:
-        raise ApiError(401, RC.AUTHENTICATION_NEEDED, "authentication needed", handle,
-                       headers={"WWW-Authenticate": 'Basic realm="handle"'})
-    allowed = principal.is_node_admin if prefix is None else principal.may_admin(prefix)
-    if not allowed:
-        what = "the node admin" if prefix is None else f"an admin of prefix {prefix}"
-        raise ApiError(403, RC.NOT_AN_ADMIN, f"{principal.identity} is not {what}", handle)
-    return principal
-
-
-def visible_values(values, *, admin: bool, indexes=(), types=()) -> list[HandleValue]:
-    """Values a reader may see (:func:`protocol.values.readable`), filtered."""
-    wanted_types = {t.lower() for t in types}
-    out = []
-    for v in readable(values, admin=admin):
-        if indexes and v.index not in indexes:
-            continue
-        if wanted_types and v.type.lower() not in wanted_types:
-            continue
-        out.append(v)
-    return out
-
-
-def encode_public_record(entry) -> bytes:
-    """The REST body of an unfiltered, anonymous resolution (kept in the cache entry)."""
-    return orjson.dumps({"responseCode": int(RC.SUCCESS if entry.has_public else RC.VALUES_NOT_FOUND),
-                         "handle": entry.handle, "values": [value_to_json(v) for v in entry.public]})
-
-
-async def lookup(node: Node, handle: Handle):
-    """The pipeline's answer (cache, then registry), registry errors in the API's shape."""
+async def identified(request: web.Request, node: Node, handle: str | None = None) -> Caller:
+    """The caller, who must have proven an identity (401 + 402 otherwise)."""
+    caller = await caller_of(request, node, handle)
     try:
-        return await node.pipeline.resolve(handle)
-    except reg.RegistryError as exc:
-        raise from_registry(exc, handle.text) from None
+        node.core.require_identity(caller)
+    except Refused as exc:
+        raise from_refused(exc, handle) from None
+    return caller
+
+
+def values_json(values) -> list[dict]:
+    return [value_to_json(v) for v in values]
+
+
+def view_body(view: View) -> dict:
+    return {"responseCode": int(view.code), "handle": view.handle, "values": values_json(view.values)}
+
+
+def rendering(view: View) -> tuple[int, bytes]:
+    """A view as the REST hot path keeps it: (responseCode, JSON body)."""
+    # An exact-size copy: orjson's result keeps its growth slack.
+    return int(view.code), bytes(memoryview(orjson.dumps(view_body(view))))
+
+
+def memoised(cache, entry: Entry, asked: str) -> tuple[int, bytes]:
+    """The REST answer of an anonymous, unfiltered request for a found entry:
+    (responseCode, JSON body), made once and kept in its memo (charged to ``cache``)."""
+    memo = entry.memo
+    found = memo.get(_REST) if memo is not None else None
+    if found is None:
+        found = rendering(public_view(entry, asked))
+        if cache is not None:
+            cache.remember(entry, _REST, found, len(found[1]) + 100)
+        else:
+            entry.memo = {_REST: found}
+    return found
+
+
+def _public_response(node: Node, entry: Entry, asked: str) -> web.Response:
+    if entry.status != FOUND:
+        view = node.core.public_view(entry, asked)
+        raise ApiError(404, view.code, view.message, asked)
+    code, body = memoised(node.pipeline.cache, entry, asked)
+    resp = web.Response(body=body, headers=_JSON_HEADERS)
+    resp[RC_KEY] = code
+    return resp
 
 
 async def get_handle(request: web.Request) -> web.Response:
@@ -106,98 +120,99 @@ async def get_handle(request: web.Request) -> web.Response:
         # NFC identifiers are ever cached, so a hit needs no parsing.
         entry = node.pipeline.cached(handle_key(text))
         if entry is not None:
-            if not entry.found:
-                raise ApiError(404, RC.HANDLE_NOT_FOUND, "handle not found", text)
-            resp = web.Response(body=entry.rest(encode_public_record), headers=_JSON_HEADERS)
-            resp[RC_KEY] = RC.SUCCESS if entry.has_public else RC.VALUES_NOT_FOUND
-            return resp
-    handle = _parse(text)
-    entry = await lookup(node, handle)
-    if not entry.found:
-        raise ApiError(404, RC.HANDLE_NOT_FOUND, "handle not found", handle.text)
-    indexes = _indexes(request, text)
-    types = request.query.getall("type", [])
-    if not (indexes or types or "Authorization" in request.headers):
-        resp = web.Response(body=entry.rest(encode_public_record), headers=_JSON_HEADERS)
-        resp[RC_KEY] = int(RC.SUCCESS if entry.has_public else RC.VALUES_NOT_FOUND)
-        return resp
-    principal = await principal_of(request, node, text) if "Authorization" in request.headers else None
-    admin = principal is not None and principal.may_admin(handle.prefix)
-    record = entry.record
-    values = visible_values(record.values, admin=admin, indexes=indexes, types=types)
-    code = RC.SUCCESS if values else RC.VALUES_NOT_FOUND
-    body = {"responseCode": int(code), "handle": record.handle, "values": [value_to_json(v) for v in values]}
-    return respond(request, body)
+            return _public_response(node, entry, text)
+    handle = parse(text)
+    indexes = indexes_of(request, text)
+    types = tuple(request.query.getall("type", []))
+    caller = await caller_of(request, node, text)
+    query = Query(handle, tuple(indexes), types, caller)
+    try:
+        entry = await node.core.entry(query)
+        if not (indexes or types or caller.identity):
+            return _public_response(node, entry, handle.text)
+        view = await node.core.view(entry, query)
+    except Refused as exc:
+        raise from_refused(exc, text) from None
+    if view.code == RC.HANDLE_NOT_FOUND:
+        raise ApiError(404, view.code, view.message, text)
+    return respond(request, view_body(view))
 
 
 async def put_handle(request: web.Request) -> web.Response:
     node = request.app[NODE]
     text = request.match_info["handle"]
-    mint = request.query.get("mintNewSuffix", "").lower() in TRUE
-    if mint:
-        prefix, _, stem = text.partition("/")
-        text = f"{prefix}/{stem}{uuid.uuid4()}"
-    handle = _parse(text)
-    principal = await require_admin(request, node, handle.prefix, handle.text)
+    handle = parse(text)
+    caller = await identified(request, node, handle.text)
     body = await read_body(request, handle=handle.text)
     try:
         values = values_from_json(body, handle=handle.text)
     except JsonValueError as exc:
         raise ApiError(400, RC.INVALID_VALUE, str(exc), handle.text) from None
-    indexes = _indexes(request, handle.text)
-    partial = bool(request.query.getall("index", []))
     overwrite = request.query.get("overwrite", "true").lower() in TRUE
-    if partial:
-        if indexes:
-            values = [v for v in values if v.index in indexes]
-        mode = "merge"
-    else:
-        mode = "replace" if overwrite and not mint else "create"
     try:
-        existed = mode == "replace" and await node.store.get_handle(handle.text) is not None
-        record = await node.store.put_handle(handle.text, values, mode=mode, actor=principal.identity)
-    except reg.RegistryError as exc:
-        raise from_registry(exc, handle.text) from None
-    status = 200 if mode == "merge" or existed else 201
+        if request.query.getall("index", []):             # only the values named (Handle.Net: add values)
+            indexes = indexes_of(request, handle.text)
+            if indexes:
+                values = [v for v in values if v.index in indexes]
+            record = await node.core.add_values(caller, handle, values, overwrite=overwrite)
+            status = 200
+        else:
+            mint = request.query.get("mintNewSuffix", "").lower() in TRUE
+            record, created = await node.core.put(caller, handle, values, overwrite=overwrite, mint=mint)
+            status = 201 if created else 200
+    except Refused as exc:
+        raise from_refused(exc, handle.text) from None
     return respond(request, {"responseCode": 1, "handle": record.handle}, status)
 
 
 async def delete_handle(request: web.Request) -> web.Response:
     node = request.app[NODE]
     text = request.match_info["handle"]
-    handle = _parse(text)
-    principal = await require_admin(request, node, handle.prefix, handle.text)
-    indexes = _indexes(request, handle.text)
+    handle = parse(text)
+    caller = await identified(request, node, handle.text)
+    indexes = indexes_of(request, handle.text)
     try:
         if indexes:
-            await node.store.remove_values(handle.text, indexes, actor=principal.identity)
+            await node.core.remove_values(caller, handle, indexes)
         else:
-            await node.store.delete_handle(handle.text, actor=principal.identity)
-    except reg.RegistryError as exc:
-        raise from_registry(exc, handle.text) from None
+            await node.core.delete(caller, handle)
+    except Refused as exc:
+        raise from_refused(exc, handle.text) from None
     return respond(request, {"responseCode": 1, "handle": handle.text})
 
 
 async def list_handles(request: web.Request) -> web.Response:
+    """``?prefix=P`` with ``cursor=`` (the ``next`` of the previous page) or,
+    as Handle.Net does, ``page=`` numbers (up to :data:`MAX_SKIPPED` deep)."""
     node = request.app[NODE]
     raw = request.query.get("prefix", "")
-    try:
-        prefix = parse_prefix(raw)
-    except InvalidHandle as exc:
-        raise ApiError(400, RC.INVALID_HANDLE, str(exc), raw) from None
-    await require_admin(request, node, prefix, raw)
+    page_size = node.settings.http.page_size
     try:
         page = int(request.query.get("page", "0"))
-        size = int(request.query.get("pageSize", str(node.settings.http.page_size)))
+        size = int(request.query.get("pageSize", str(page_size)))
     except ValueError:
         raise ApiError(400, RC.ERROR, "page and pageSize must be integers", raw) from None
-    if page < 0 or not 0 < size <= node.settings.http.page_size:
-        raise ApiError(400, RC.ERROR, f"page must be >= 0 and pageSize 1..{node.settings.http.page_size}", raw)
-    if await node.store.get_prefix(prefix) is None:
-        raise ApiError(404, RC.HANDLE_NOT_FOUND, f"prefix {prefix} is not allocated on this node", raw)
-    handles = await node.store.list_handles(prefix, page=page, page_size=size)
-    return respond(request, {"responseCode": 1, "handle": prefix, "prefix": prefix,
-                             "page": page, "pageSize": size, "handles": handles})
+    if page < 0 or not 0 < size <= page_size:
+        raise ApiError(400, RC.ERROR, f"page must be >= 0 and pageSize 1..{page_size}", raw)
+    if page * size > MAX_SKIPPED:
+        raise ApiError(400, RC.ERROR, f"page {page} is too deep; follow the 'next' cursor instead", raw)
+    caller = await identified(request, node, raw)
+    cursor = request.query.get("cursor") or None
+    found: tuple[str, ...] = ()
+    following = None
+    try:
+        walked = cursor is None
+        for _ in range(page if walked else 0):              # page numbers: walk the cursor there
+            cursor = (await node.core.list_handles(caller, raw, cursor=cursor, limit=size)).next
+            if cursor is None:
+                break
+        if not (walked and page and cursor is None):        # else: past the last page
+            result = await node.core.list_handles(caller, raw, cursor=cursor, limit=size)
+            found, following = result.items, result.next
+    except Refused as exc:
+        raise from_refused(exc, raw) from None
+    return respond(request, {"responseCode": 1, "handle": raw, "prefix": raw, "page": page, "pageSize": size,
+                             "handles": list(found), "next": following})
 
 
 ROUTES = (

@@ -15,16 +15,21 @@ from typing import AsyncIterator, Callable
 from aiohttp import web
 
 from registry import open_store
+from registry.store import Store
 
 from . import logs
 from .app import make_app
-from .auth import Authenticator
+from .core import Core
+from .core.auth import Authenticator
+from .core.lockout import Lockout
 from .hs.listeners import start_listeners
 from .hs.service import HandleService
+from .hs.site import site_info
 from .metrics import Metrics
 from .node import Node
-from .pipeline import Pipeline
+from .pipeline import build_pipeline
 from .settings import Settings
+from .shared import SharedState
 
 log = logging.getLogger("idnode.server")
 
@@ -39,9 +44,10 @@ def _version() -> str:
 @dataclass(frozen=True, slots=True)
 class Running:
     node: Node
+    store: Store
     http_port: int
-    hs_port: int = 0                     # TCP and UDP port of the Handle protocol
-    hs: HandleService | None = None
+    hs_port: int                         # TCP and UDP port of the Handle protocol
+    hs: HandleService
 
     @property
     def url(self) -> str:
@@ -53,21 +59,29 @@ class Running:
 @contextlib.asynccontextmanager
 async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
                   clock: Callable[[], float] | None = None, reuse_port: bool = False,
-                  metrics_dir: str | None = None) -> AsyncIterator[Running]:
-    """Start the node (store, pipeline, HTTP, Handle TCP/UDP) and stop it in reverse order;
-    port 0 picks a free port. ``clock`` (unix seconds) is the Handle service's (tests step it).
-    Workers of one node pass ``reuse_port`` and their shared Prometheus ``metrics_dir``."""
+                  metrics_dir: str | None = None, shared_path: str | None = None) -> AsyncIterator[Running]:
+    """Start the node (store, pipeline, core, HTTP, Handle TCP/UDP) and stop it
+    in reverse order; port 0 picks a free port. ``clock`` (unix seconds) is the
+    node's wall clock: reply expiry, value timestamps (tests step it). Workers of
+    one node pass ``reuse_port``, their shared Prometheus ``metrics_dir`` and the
+    supervisor's ``shared_path`` (:mod:`resolver.shared`); alone, a node keeps
+    its shared state in private memory."""
+    clock = clock or time.time
     async with contextlib.AsyncExitStack() as stack:
-        store = open_store(settings, create=False)
+        store = open_store(settings.store.url, home=settings.home, create=False)
         await store.open()
         stack.push_async_callback(store.close)
         await store.secondary_prefix()       # refuses an uninitialised home early
+        shared = SharedState.attach(shared_path) if shared_path else SharedState.private()
+        stack.callback(shared.close)
         metrics = Metrics(_version(), multiprocess_dir=metrics_dir)
-        pipeline = Pipeline(store, settings.cache, metrics.cache, poll_interval=settings.store.poll_interval)
+        pipeline = build_pipeline(settings, store, shared, metrics.registry)
         await pipeline.start()
         stack.push_async_callback(pipeline.stop)
-        node = Node(settings, store, Authenticator(store, settings.auth), metrics, pipeline)
-        hs = HandleService(node, clock=clock or time.time)
+        auth = Authenticator(store, Lockout(shared, settings.auth, clock), on_failure=metrics.auth_failed)
+        core = Core(store, pipeline, auth, clock=clock)
+        node = Node(settings, core, metrics, pipeline)
+        hs = HandleService(settings, core, metrics, clock=clock)
         runner = web.AppRunner(make_app(node, hs), access_log=None, handle_signals=False,
                                shutdown_timeout=shutdown_timeout)
         await runner.setup()
@@ -78,8 +92,8 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
         listeners = await start_listeners(hs, settings, reuse_port=reuse_port)
         stack.push_async_callback(listeners.stop, shutdown_timeout)
-        hs.advertise(tcp_port=listeners.port, udp_port=listeners.port, http_port=port)
-        yield Running(node, port, listeners.port, hs)
+        hs.advertise(site_info(settings, tcp_port=listeners.port, udp_port=listeners.port, http_port=port).encode())
+        yield Running(node, store, port, listeners.port, hs)
 
 
 async def _serve_forever(settings: Settings, **options) -> None:
@@ -89,7 +103,7 @@ async def _serve_forever(settings: Settings, **options) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with serving(settings, **options) as running:
         log.info("serving", extra={"http": running.url, "hs_port": running.hs_port, "pid": os.getpid(),
-                                   "prefix": await running.node.store.secondary_prefix()})
+                                   "prefix": await running.node.core.node_prefix()})
         await stop.wait()
         log.info("draining")
     log.info("stopped")

@@ -58,8 +58,7 @@ class AuthSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    backend: str = "sqlite"
-    path: str = ""
+    url: str = ""                      # empty: sqlite://<home>/registry.sqlite3
     poll_interval: float = 0.5
 
 
@@ -96,13 +95,6 @@ class Settings:
     def home(self) -> Path:
         return Path(self.node.home)
 
-    @property
-    def store_path(self) -> Path:
-        return Path(self.store.path) if self.store.path else self.home / "registry.sqlite3"
-
-    @property
-    def node_key_path(self) -> Path:
-        return self.home / "node.key"
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> "Settings":
         return _apply(self, overrides, "override")
@@ -111,7 +103,6 @@ class Settings:
 _CHOICES = {
     ("log", "format"): {"text", "json"},
     ("log", "level"): {"debug", "info", "warning", "error"},
-    ("store", "backend"): {"sqlite"},
 }
 
 

@@ -3,9 +3,14 @@
 Each worker is a whole node (store, cache, HTTP and Handle servers) bound
 with SO_REUSEPORT, so the kernel spreads connections and datagrams over
 them. The supervisor (this module) starts them, restarts one that dies,
-forwards SIGTERM/SIGINT so every worker drains, and gives them one
-Prometheus multiprocess directory so ``/metrics`` from any worker reports
-all of them. Caches stay coherent through the store's audit feed.
+forwards SIGTERM/SIGINT so every worker drains, and gives them one run
+directory (mode 0700) holding
+
+* the Prometheus multiprocess files, so ``/metrics`` from any worker reports
+  all of them;
+* the node's shared memory (:mod:`resolver.shared`): the write stamps that
+  keep every worker's cache behind no acknowledged write, and the one
+  failed-login table behind the lock-out.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from multiprocessing.connection import wait
 
 from . import logs
 from .settings import Settings
+from .shared import SharedState, shared_path
 
 log = logging.getLogger("idnode.workers")
 
@@ -51,9 +57,15 @@ def fixed_ports(settings: Settings) -> Settings:
     return settings.with_overrides(changes) if changes else settings
 
 
-def _worker_main(settings: Settings, metrics_dir: str) -> None:
+def _memory_dir() -> str | None:
+    """Where the run directory goes: memory-backed /dev/shm when there is one
+    (the shared table and the metrics files are never written back to disk)."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def _worker_main(settings: Settings, metrics_dir: str, shared_path: str) -> None:
     from .server import run        # imported here: after PROMETHEUS_MULTIPROC_DIR is set
-    run(settings, reuse_port=True, metrics_dir=metrics_dir)
+    run(settings, reuse_port=True, metrics_dir=metrics_dir, shared_path=shared_path)
 
 
 class Supervisor:
@@ -65,9 +77,10 @@ class Supervisor:
         self._stopping = False
         self._restarts: list[float] = []
         self._metrics_dir = ""
+        self._shared_path = ""
 
     def _start(self, index: int) -> None:
-        proc = self._ctx.Process(target=_worker_main, args=(self.settings, self._metrics_dir),
+        proc = self._ctx.Process(target=_worker_main, args=(self.settings, self._metrics_dir, self._shared_path),
                                  name=f"idnode-worker-{index}")
         proc.start()
         self._workers[index] = proc
@@ -77,7 +90,11 @@ class Supervisor:
         self._stopping = True
 
     def run(self) -> int:
-        metrics_dir = self._metrics_dir = tempfile.mkdtemp(prefix="idnode-metrics-")
+        run_dir = tempfile.mkdtemp(prefix="idnode-run-", dir=_memory_dir())     # mode 0700
+        metrics_dir = self._metrics_dir = os.path.join(run_dir, "metrics")
+        os.mkdir(metrics_dir)
+        self._shared_path = str(shared_path(run_dir))
+        SharedState.create(self._shared_path).close()
         # prometheus_client reads this at import time in each spawned worker.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         old = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -89,7 +106,7 @@ class Supervisor:
             self._shutdown()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
 
     def _watch(self) -> int:
         from prometheus_client import multiprocess

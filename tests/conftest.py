@@ -34,7 +34,7 @@ class LiveNode:
 
     @property
     def store(self):
-        return self.running.node.store
+        return self.running.store
 
 
 @pytest.fixture
@@ -43,8 +43,13 @@ def settings(tmp_path):
                                              "auth.failure_delay": 0.0})
 
 
+def store_of(settings, *, create: bool = True):
+    """The store of a node's settings, as the node opens it."""
+    return open_store(settings.store.url, home=settings.home, create=create)
+
+
 async def provision_node(settings) -> None:
-    store = open_store(settings)
+    store = store_of(settings)
     await store.open()
     try:
         await provision.init_node(store, "88.118", NODE_PASSWORD)

@@ -63,6 +63,11 @@ PBKDF2-HMAC-SHA1 from 2.7; :func:`secret_key_code` picks as Handle.Net does);
 UDP: :func:`split_datagrams` cuts at 492 message bytes per datagram;
 :class:`Reassembler` puts sets back together by (address, request id) within
 bounds, with an explicit ``expire(now)``.
+
+TCP: :class:`StreamFramer` cuts a byte stream into whole ``envelope +
+message`` units (``feed(data)`` / ``eof()`` return them as ``bytes``, then at
+most one :class:`HandleProtocolError` for an envelope it cannot frame or a
+stream cut short); ``buffered`` and ``max_messages`` serve backpressure.
 """
 
 from protocol.codes import RC
@@ -82,6 +87,7 @@ from protocol.handle.errors import DEFAULT_LIMITS, HandleProtocolError, Limits
 from protocol.handle.message import (REPLY_LIFETIME, Message, RequestDigest, body_type, decode, decode_message,
                                      encode, encode_message, header_and_body, make_reply, make_request,
                                      protocol_error_reply, reply_version)
+from protocol.handle.stream import StreamFramer
 from protocol.handle.udp import UDP_DATAGRAM_BYTES, UDP_PAYLOAD_BYTES, Reassembler, split_datagrams
 from protocol.handle.valuecodec import decode_value, encode_value
 
@@ -98,5 +104,6 @@ __all__ = [
     "DEFAULT_LIMITS", "HandleProtocolError", "Limits",
     "REPLY_LIFETIME", "Message", "RequestDigest", "body_type", "decode", "decode_message", "encode",
     "encode_message", "header_and_body", "make_reply", "make_request", "protocol_error_reply", "reply_version",
-    "UDP_DATAGRAM_BYTES", "UDP_PAYLOAD_BYTES", "Reassembler", "split_datagrams", "decode_value", "encode_value",
+    "StreamFramer", "UDP_DATAGRAM_BYTES", "UDP_PAYLOAD_BYTES", "Reassembler", "split_datagrams", "decode_value",
+    "encode_value",
 ]

@@ -2,7 +2,8 @@
 
 A *plain resolution* is a single-packet resolution request (opCode 1) in
 version 2.1..2.11 with no envelope flags, no RD, empty index and type lists
-and no credential: what every Handle client sends for a lookup.
+and no credential, its handle within the default 255-byte limit: what every
+Handle client sends for a lookup.
 :func:`peek_plain_resolution` recognises one with two struct reads and a
 length check (anything else returns None: the caller falls back to the full
 decoder, which also produces every error reply). :func:`plain_reply` writes
@@ -18,6 +19,7 @@ from typing import NamedTuple
 
 from protocol.handle.codes import MAX_VERSION, OpFlag
 from protocol.handle.message import ECHO_FLAGS, REPLY_LIFETIME
+from protocol.identifier import MAX_HANDLE_BYTES
 
 _ENV = struct.Struct(">BBBBIIII")
 _HDR = struct.Struct(">IIIHBBII")
@@ -51,7 +53,8 @@ def peek_plain_resolution(data: bytes) -> PlainResolution | None:
         return None
     op, rc, flags, _serial, recursion, _reserved, expiration, body_len = _HDR.unpack_from(data, 20)
     hlen = int.from_bytes(data[44:48], "big")
-    if op != 1 or rc or flags & _RD or body_len != n - 48 or hlen != n - 60 or data[n - 12:] != _PLAIN_TAIL:
+    if (op != 1 or rc or flags & _RD or body_len != n - 48 or hlen != n - 60 or hlen > MAX_HANDLE_BYTES
+            or data[n - 12:] != _PLAIN_TAIL):
         return None
     try:
         handle = data[48:48 + hlen].decode("utf-8")

@@ -26,10 +26,12 @@ async def hdl_message(request: web.Request) -> web.Response:
         raise ApiError(415, RC.ERROR, f"unsupported Content-Type {request.content_type!r}; use {HDL_MIME_TYPE}")
     service = request.app[SERVICE]
     data = await request.read()
-    replies = [reply async for reply in service.respond(data, request.remote or "?", "http")]
+    replies = service.handle(data, request.remote or "?", "http")
+    if type(replies) is not bytes:
+        replies = b"".join([reply async for reply in replies])
     if not replies:
         return web.Response(status=400)
-    return web.Response(body=b"".join(replies), content_type=HDL_MIME_TYPE)
+    return web.Response(body=replies, content_type=HDL_MIME_TYPE)
 
 
 ROUTES = (

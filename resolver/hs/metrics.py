@@ -4,8 +4,11 @@ Requests go to the node's ``idnode_requests_total`` and
 ``idnode_request_duration_seconds`` with protocol ``hs-tcp``, ``hs-udp`` or
 ``hs-http`` and the opCode's name as the operation (``other`` for opCodes
 this node does not serve); input that is not a request at all is counted in
-``idnode_hs_malformed_total{protocol}``; failed authentications in
-``idnode_auth_failures_total{protocol}``.
+``idnode_hs_malformed_total{protocol}``; requests a transport dropped without
+an answer in ``idnode_requests_dropped_total{protocol, reason}`` (reasons:
+``busy``, too many requests in progress; ``reassembly``, a multi-packet UDP
+request with no room or that never completed). Failed authentications are
+counted by the operations layer, in ``idnode_auth_failures_total{protocol}``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from protocol.handle import OpCode
 from ..metrics import Metrics, RequestMetrics
 
 TRANSPORTS = ("tcp", "udp", "http")
+DROP_REASONS = ("busy", "reassembly")
 SERVED = (OpCode.RESOLUTION, OpCode.GET_SITE_INFO, OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VALUE,
           OpCode.REMOVE_VALUE, OpCode.MODIFY_VALUE, OpCode.LIST_HANDLES, OpCode.CHALLENGE_RESPONSE)
 
@@ -30,14 +34,15 @@ class HsMetrics:
         self._ops: dict[tuple[str, int], RequestMetrics] = {}
         self._other: dict[str, RequestMetrics] = {}
         self._malformed = {}
-        self._auth = {}
+        self._dropped = {}
         for transport in TRANSPORTS:
             label = f"hs-{transport}"
             for op in SERVED:
                 self._ops[(transport, int(op))] = metrics.op(label, op.name.lower())
             self._other[transport] = metrics.op(label, "other")
             self._malformed[transport] = malformed.labels(label)
-            self._auth[transport] = metrics.auth_failures.labels(label)
+            for reason in DROP_REASONS:
+                self._dropped[(transport, reason)] = metrics.dropped.labels(label, reason)
 
     def op(self, transport: str, op_code: int) -> RequestMetrics:
         found = self._ops.get((transport, op_code))
@@ -46,5 +51,5 @@ class HsMetrics:
     def malformed(self, transport: str):
         return self._malformed[transport]
 
-    def auth_failure(self, transport: str):
-        return self._auth[transport]
+    def dropped(self, transport: str, reason: str):
+        return self._dropped[(transport, reason)]

@@ -1,16 +1,19 @@
-"""Handle protocol over TCP: an asyncio.Protocol around the service.
+"""Handle protocol over TCP: an asyncio.Protocol that moves bytes.
 
-Each message is a 20-byte envelope and ``message_length`` bytes. One
+The codec's :class:`~protocol.handle.StreamFramer` cuts the stream into
+requests; the service answers each (:meth:`HandleService.handle`). One
 connection carries requests one after another (the CAICT SDK asks for site
 info first and then resolves on the same connection); they are answered in
-order, one at a time. The connection is closed
+order. A request the service answers at once (the fast tier) is written
+straight from ``data_received`` when nothing is ahead of it; any other goes
+through the connection's queue and one worker task. The connection is closed
 
 * on the client's EOF once every request read so far is answered (so a
   client that half-closes after sending still gets its reply);
 * after ``idle_timeout`` seconds without a whole request (a client that reads
   until the server closes gets its reply, then the close);
-* after answering RC 4 to an envelope it cannot frame (too long, bad version):
-  the next message boundary is unknown.
+* after answering RC 4 to an envelope the framer cannot frame (too long, bad
+  version): the next message boundary is unknown.
 
 Backpressure: reading pauses while :data:`MAX_QUEUED` requests wait, and
 each reply waits for the transport's write buffer to drain.
@@ -19,18 +22,16 @@ each reply waits for the transport's write buffer to drain.
 from __future__ import annotations
 
 import asyncio
-import struct
 import logging
 from collections import deque
 
-from protocol.handle import ENVELOPE_SIZE, Envelope, HandleProtocolError
+from protocol.handle import HandleProtocolError, StreamFramer
 
 from .service import HandleService
 
 log = logging.getLogger("idnode.hs.tcp")
 
 MAX_QUEUED = 8
-_U32 = struct.Struct(">I")
 
 
 class TcpConnection(asyncio.Protocol):
@@ -39,14 +40,13 @@ class TcpConnection(asyncio.Protocol):
     def __init__(self, server: "TcpServer"):
         self._server = server
         self._service = server.service
-        self._buffer = bytearray()
-        self._queue: deque[bytes | HandleProtocolError] = deque()
+        self._framer = StreamFramer(server.service.limits)
+        self._queue: deque = deque()          # requests (bytes), framing errors, or replies being made
         self._worker: asyncio.Task | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
         self._writable.set()
         self._eof = False
-        self._broken = False          # framing lost: answer what is queued, then close
         self._reading_paused = False
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -73,66 +73,37 @@ class TcpConnection(asyncio.Protocol):
         self._writable.set()
 
     def data_received(self, data: bytes) -> None:
-        if self._broken or self._eof:
+        if self._eof:
             return
-        self._buffer += data
-        self._frame()
+        answered = False
+        for item in self._framer.feed(data):
+            if type(item) is bytes and not self._queue and not self._busy and self._writable.is_set():
+                replies = self._service.handle(item, self.peer, "tcp")
+                if type(replies) is bytes:           # the fast tier: in order, nothing is ahead of it
+                    self.transport.write(replies)
+                    answered = True
+                    continue
+                item = replies
+            self._queue.append(item)
+        if answered and not self._queue and not self._busy:
+            self._arm_idle()
+        if (len(self._queue) >= MAX_QUEUED or self._framer.broken) and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
         self._start_work()
 
     def eof_received(self) -> bool:
         self._eof = True
-        if self._buffer and not self._broken:
-            try:          # a message cut short by the EOF: answer RC 4 if its id is readable
-                env = Envelope.from_bytes(self._buffer, self._service.limits)
-                self._queue.append(HandleProtocolError(
-                    f"stream ended {ENVELOPE_SIZE + env.message_length - len(self._buffer)} bytes short "
-                    "of the message", request_id=env.request_id, envelope=env))
-            except HandleProtocolError as exc:
-                self._queue.append(exc)
-        self._buffer.clear()
+        self._queue.extend(self._framer.eof())    # a message cut short by the EOF: answer RC 4
         if self._queue or self._busy:
             self._start_work()
             return True           # keep the write side open until the replies are out
         return False              # nothing to answer: the transport closes
 
-    # -- framing and work ------------------------------------------------------------------
+    # -- work ---------------------------------------------------------------------------------
     @property
     def _busy(self) -> bool:
         return self._worker is not None and not self._worker.done()
-
-    def _frame(self) -> None:
-        """Move every whole message from the buffer to the queue, answering
-        plain resolutions from the cache at once when nothing is ahead of them."""
-        limits = self._service.limits
-        answered = False
-        while len(self._buffer) >= ENVELOPE_SIZE:
-            buf = self._buffer
-            length = _U32.unpack_from(buf, 16)[0]
-            if buf[0] != 2 or not 1 <= buf[1] <= 11 or length > limits.max_message_bytes:
-                try:           # the full check, for its error (or a version it still takes)
-                    Envelope.from_bytes(buf, limits)
-                except HandleProtocolError as exc:
-                    self._queue.append(exc)
-                    self._broken = True
-                    buf.clear()
-                    break
-            end = ENVELOPE_SIZE + length
-            if len(buf) < end:
-                break
-            message = bytes(buf[:end])
-            del buf[:end]
-            if not self._queue and not self._busy and self._writable.is_set():
-                reply = self._service.fast_answer(message, "tcp")   # in order: nothing is ahead of it
-                if reply is not None:
-                    self.transport.write(reply)
-                    answered = True
-                    continue
-            self._queue.append(message)
-        if answered and not self._queue and not self._busy:
-            self._arm_idle()
-        if (len(self._queue) >= MAX_QUEUED or self._broken) and not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pause_reading()
 
     def _start_work(self) -> None:
         if self._queue and not self._busy:
@@ -149,18 +120,22 @@ class TcpConnection(asyncio.Protocol):
                     if reply is not None:
                         transport.write(reply)
                     continue
-                async for reply in self._service.respond(item, self.peer, "tcp"):
-                    transport.write(reply)
+                replies = self._service.handle(item, self.peer, "tcp") if type(item) is bytes else item
+                if type(replies) is bytes:
+                    transport.write(replies)
                     await self._writable.wait()
-                if self._reading_paused and not self._broken and len(self._queue) < MAX_QUEUED:
+                else:
+                    async for reply in replies:
+                        transport.write(reply)
+                        await self._writable.wait()
+                if self._reading_paused and not self._framer.broken and len(self._queue) < MAX_QUEUED:
                     self._reading_paused = False
                     transport.resume_reading()
-                    self._frame()          # what arrived before the pause may hold more requests
         except Exception:  # noqa: BLE001 - one broken connection must not take the server down
             log.exception("connection failed", extra={"peer": self.peer})
             transport.abort()
             return
-        if self._broken or self._eof or self._server.stopping:
+        if self._framer.broken or self._eof or self._server.stopping:
             transport.close()              # flushes what is written, then closes
         else:
             self._arm_idle()

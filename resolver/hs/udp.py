@@ -1,19 +1,20 @@
 """Handle protocol over UDP: an asyncio.DatagramProtocol around the service.
 
-Every datagram is an envelope and at most 492 message bytes. Requests that
-span several datagrams are put back together by the codec's
-:class:`~protocol.handle.Reassembler` (per sender and request id, bounded in
-sets and bytes, dropped when incomplete after ``handle.udp_timeout``);
-replies longer than one datagram are cut by ``split_datagrams``. Each
-request is answered by its own task, at most :data:`MAX_INFLIGHT` at once
-(more are dropped, as a busy UDP server does), so a slow or incomplete
-request never holds up another client.
+Every datagram is an envelope and at most 492 message bytes. A request in
+one datagram goes to the service as it is; requests that span several are
+put back together first by the codec's :class:`~protocol.handle.Reassembler`
+(per sender and request id, bounded in sets and bytes, dropped when
+incomplete after ``handle.udp_timeout``). The service answers the commonest
+requests at once (the fast tier); any other answer runs in a task of its
+own, at most :data:`MAX_INFLIGHT` at once (more are dropped, as a busy UDP
+server does, and counted), so a slow request never holds up another client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from typing import Callable
 
 from protocol.handle import HandleProtocolError, Reassembler, split_datagrams
@@ -25,6 +26,7 @@ log = logging.getLogger("idnode.hs.udp")
 MAX_INFLIGHT = 256
 MAX_PENDING_SETS = 256
 MAX_PENDING_BYTES = 4 * 1024 * 1024
+_SEQ_AND_LENGTH = struct.Struct(">II")      # envelope bytes 12..19
 
 
 class UdpServer(asyncio.DatagramProtocol):
@@ -36,7 +38,7 @@ class UdpServer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
-        self.dropped = 0          # whole requests refused for lack of room
+        self._reassembly_drops = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -44,31 +46,43 @@ class UdpServer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         if self._stopping:
             return
-        datagrams = self.service.fast_answer(data, "udp")
-        if datagrams is not None:             # a plain resolution answered from the cache
+        n = len(data)
+        if n < 20 or _SEQ_AND_LENGTH.unpack_from(data, 12) != (0, n - 20):
+            data = self._reassemble(data, addr)
+            if data is None:
+                return
+        replies = self.service.handle(data, addr[0], "udp")
+        if type(replies) is list:                 # the fast tier: datagrams, ready
             sendto = self.transport.sendto
-            for datagram in datagrams:
+            for datagram in replies:
                 sendto(datagram, addr)
             return
-        plain = self.service.plain(data)      # a plain resolution is one whole datagram
-        if plain is not None:
-            self._spawn(self._answer_plain(plain, data, addr))
-            return
+        self._spawn(self._send(replies, addr))
+
+    def _reassemble(self, data: bytes, addr) -> bytes | None:
+        """A part of a multi-packet request: the whole request once every part is in."""
         try:
             whole = self.reassembler.feed(addr, data, self._clock())
         except HandleProtocolError as exc:
             reply = self.service.malformed(exc, "udp")
             if reply is not None:
-                self._send(reply, addr)
-            return
-        if whole is None:
-            return
-        self._spawn(self._answer(whole, addr))
+                self._spawn(self._send(self._one(reply), addr))
+            return None
+        dropped = self.reassembler.dropped
+        if dropped != self._reassembly_drops:     # sets refused for lack of room, or expired unfinished
+            for _ in range(dropped - self._reassembly_drops):
+                self.service.dropped("udp", "reassembly")
+            self._reassembly_drops = dropped
+        return whole
+
+    @staticmethod
+    async def _one(reply: bytes):
+        yield split_datagrams(reply)
 
     def _spawn(self, coro) -> None:
         """Answer in a task of its own, at most MAX_INFLIGHT at once (more are dropped)."""
         if len(self._tasks) >= MAX_INFLIGHT:
-            self.dropped += 1
+            self.service.dropped("udp", "busy")
             coro.close()
             return
         task = asyncio.get_running_loop().create_task(coro)
@@ -78,29 +92,13 @@ class UdpServer(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         pass                      # ICMP errors from a client gone away: nothing to do
 
-    def _send(self, wire: bytes, addr) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        for datagram in split_datagrams(wire):
-            self.transport.sendto(datagram, addr)
-
-    async def _answer_plain(self, plain, data: bytes, addr) -> None:
-        """A plain resolution: one registry read and its datagrams, else the full path."""
+    async def _send(self, replies, addr) -> None:
         try:
-            datagrams = await self.service.plain_answer(plain, "udp", datagrams=True)
-        except Exception:  # noqa: BLE001 - one bad request must not stop the server
-            log.exception("udp request failed", extra={"peer": str(addr[0])})
-            return
-        if datagrams is None:
-            await self._answer(data, addr)
-        elif self.transport is not None and not self.transport.is_closing():
-            for datagram in datagrams:
-                self.transport.sendto(datagram, addr)
-
-    async def _answer(self, whole: bytes, addr) -> None:
-        try:
-            async for reply in self.service.respond(whole, str(addr[0]), "udp"):
-                self._send(reply, addr)
+            async for datagrams in replies:
+                if self.transport is None or self.transport.is_closing():
+                    return
+                for datagram in datagrams:
+                    self.transport.sendto(datagram, addr)
         except Exception:  # noqa: BLE001 - one bad request must not stop the server
             log.exception("udp request failed", extra={"peer": str(addr[0])})
 

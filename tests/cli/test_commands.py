@@ -56,7 +56,7 @@ def test_init_bad_inputs(idnode, args, env, needle):
 
 
 def test_commands_need_a_node_and_do_not_create_one(idnode):
-    for args in (["prefix", "list"], ["resolve", "88.118.8/x"], ["register", "88.118.8/x", "--url", "u"],
+    for args in (["prefix", "list"], ["resolve", "88.118.8/x"], ["register", "88.118.8/x", "--url", "https://e.example/u"],
                  ["serve"], ["export", "--prefix", "88.118.8"]):
         assert_error(idnode(*args), "run `idnode init` first")
     assert not idnode.home.exists()
@@ -119,9 +119,9 @@ def test_prefix_lifecycle(node):
     assert re.search(r"^owner:\s+Other Co$", show, re.M) and re.search(r"^admin:\s+300:88.118.9/ADMIN$", show, re.M)
 
     assert "88.118.9 disabled" in node.ok("prefix", "disable", "88.118.9").stdout
-    assert_error(node("register", "88.118.9/x", "--url", "u"), "prefix 88.118.9 is disabled")
+    assert_error(node("register", "88.118.9/x", "--url", "https://e.example/u"), "prefix 88.118.9 is disabled")
     assert "88.118.9 enabled" in node.ok("prefix", "enable", "88.118.9").stdout
-    node.ok("register", "88.118.9/x", "--url", "u")
+    node.ok("register", "88.118.9/x", "--url", "https://e.example/u")
 
 
 def test_prefix_passwd(node):
@@ -172,7 +172,7 @@ def test_register_resolve_delete(node):
     assert node.ok("resolve", "88.118.8/part-1").stdout.splitlines() == ["1 URL https://acme.example/p/1b"]
 
     assert "deleted 88.118.8/part-1" in node.ok("delete", "88.118.8/part-1").stdout
-    assert_error(node("resolve", "88.118.8/part-1"), "88.118.8/part-1 not found")
+    assert_error(node("resolve", "88.118.8/part-1"), "88.118.8/part-1: handle not found")
     assert_error(node("delete", "88.118.8/part-1"), "does not exist")
 
 
@@ -184,9 +184,9 @@ def test_resolve_admin_handle_hides_the_secret(node):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["register", "no-slash", "--url", "u"], "no '/'"),
-    (["register", "88.118.77/x", "--url", "u"], "prefix 88.118.77 is not allocated"),
-    (["register", "88.118.8/", "--url", "u"], "empty suffix"),
+    (["register", "no-slash", "--url", "https://e.example/u"], "no '/'"),
+    (["register", "88.118.77/x", "--url", "https://e.example/u"], "prefix 88.118.77 is not allocated"),
+    (["register", "88.118.8/", "--url", "https://e.example/u"], "empty suffix"),
     (["delete", "88.118.8/\x01"], "control"),
     (["resolve", "nope"], "no '/'"),
     (["resolve", "88.118.8/missing"], "not found"),
@@ -197,10 +197,10 @@ def test_identifier_bad_inputs(node, args, needle):
 
 def test_locked_store_is_one_line(node):
     """Another process holding the write lock past the busy timeout (5 s)."""
-    db = sqlite3.connect(node.settings().store_path, isolation_level=None)
+    db = sqlite3.connect(node.settings().home / "registry.sqlite3", isolation_level=None)
     try:
         db.execute("BEGIN EXCLUSIVE")
-        assert_error(node("register", "88.118.8/locked", "--url", "u"), "the store is busy")
+        assert_error(node("register", "88.118.8/locked", "--url", "https://e.example/u"), "the store is busy")
     finally:
         db.close()
-    node.ok("register", "88.118.8/locked", "--url", "u")
+    node.ok("register", "88.118.8/locked", "--url", "https://e.example/u")

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from protocol.values import HandleValue
-from registry import open_store, provision
+from registry import provision
+from tests.conftest import store_of
 from registry.importer import (ImportFormatError, LineSource, Rejected, Row, guess_format, import_rows,
                                parse, parse_csv, parse_jsonl)
 from resolver.settings import load_settings
@@ -166,7 +167,7 @@ def test_any_text_rows_give_rows_or_rejections(cells):
 
 @pytest.fixture
 async def store(tmp_path):
-    store = open_store(load_settings(env={}, overrides={"node.home": str(tmp_path / "home")}))
+    store = store_of(load_settings(env={}, overrides={"node.home": str(tmp_path / "home")}))
     await store.open()
     await provision.init_node(store, "88.118", None)
     await provision.create_prefix(store, "88.118.8", "Acme", actor="test")
@@ -181,8 +182,12 @@ def row(line: int, suffix: str, url: str = "https://e.x") -> Row:
 
 
 async def collect(store, entries, **kw):
-    kw = {"batch_size": 2, "overwrite": False, "actor": "test", **kw}
-    return [b async for b in import_rows(store, entries, **kw)]
+    kw = {"batch_size": 2, "overwrite": False, **kw}
+
+    async def register(items, overwrite):
+        return await store.register_batch(items, overwrite=overwrite, actor="test")
+
+    return [b async for b in import_rows(register, entries, **kw)]
 
 
 async def test_batches_commit_and_report_per_line(store):

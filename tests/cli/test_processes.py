@@ -158,7 +158,7 @@ def test_sigkill_mid_import_keeps_every_acknowledged_batch(node: Idnode, tmp_pat
     acked = [tuple(map(int, m.groups())) for m in map(ACK.match, out.rest()) if m]  # all written before the kill
     assert len(acked) >= 2 and all(n == BATCH for *_, n in acked)
 
-    with sqlite3.connect(node.settings().store_path) as db:
+    with sqlite3.connect(node.settings().home / "registry.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
     async def check(store):

@@ -9,7 +9,8 @@ import pytest
 from protocol.values import ADMIN_ONLY_PERMS, Perm
 from protocol.valuetypes import ALL_ADMIN_PERMS, AdminRef
 from registry import errors as reg
-from registry import open_store, provision
+from registry import provision
+from tests.conftest import store_of
 from registry.secrets import verify_password
 from resolver.settings import load_settings
 
@@ -21,7 +22,7 @@ def settings(tmp_path):
 
 @pytest.fixture
 async def store(settings):
-    store = open_store(settings)
+    store = store_of(settings)
     await store.open()
     try:
         yield store
@@ -42,9 +43,9 @@ async def assert_admin(store, handle: str, scope: str | None, secret: str) -> No
 
 def test_open_store_makes_a_private_home_and_refuses_a_missing_node(settings):
     with pytest.raises(reg.NotInitialised, match="run `idnode init`"):
-        open_store(settings, create=False)
+        store_of(settings, create=False)
     assert not settings.home.exists()
-    open_store(settings)
+    store_of(settings)
     assert stat.S_IMODE(settings.home.stat().st_mode) == 0o700
     assert (settings.home / "node.key").exists()
 

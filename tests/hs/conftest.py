@@ -65,7 +65,7 @@ class HsNode:
 
     @property
     def store(self):
-        return self.running.node.store
+        return self.running.store
 
     @property
     def service(self):
@@ -97,7 +97,7 @@ async def hs_node(tmp_path, clock: Clock | None = None, **overrides):
     await provision_node(settings)
     clock = clock or Clock()
     async with serving(settings, clock=clock) as running, aiohttp.ClientSession() as session:
-        await running.node.store.put_handle(PRODUCT, PRODUCT_VALUES, mode="create", actor="test")
+        await running.store.put_handle(PRODUCT, PRODUCT_VALUES, mode="create", actor="test")
         yield HsNode(running, clock, session)
 
 

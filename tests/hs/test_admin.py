@@ -51,7 +51,7 @@ async def test_create_add_modify_remove_delete_then_rest(hs, transport):
         assert status == 404 and doc["responseCode"] == 100
     audit = [(e.actor, e.operation) for e in await hs.store.audit() if e.handle == H]
     assert audit == [("300:88.118.8/ADMIN", op) for op in
-                     ("handle.create", "handle.add", "handle.merge", "handle.remove_values", "handle.delete")]
+                     ("handle.create", "handle.add", "handle.modify", "handle.remove_values", "handle.delete")]
     assert await hs.metric("idnode_requests_total", protocol=f"hs-{transport}", operation="challenge_response",
                            result="success") == 5
 

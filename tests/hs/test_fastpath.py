@@ -1,4 +1,4 @@
-"""The plain-resolution fast path answers byte for byte as the full path does."""
+"""The service's fast and plain tiers answer byte for byte as its full tier does."""
 
 from __future__ import annotations
 
@@ -11,17 +11,26 @@ from .conftest import NOW, PRODUCT
 
 
 async def slow(service, data: bytes) -> bytes:
-    """The full path: decode, dispatch, make_reply, encode (no plain-resolution shortcut)."""
+    """The full tier: decode, dispatch, make_reply, encode (no plain-resolution shortcut)."""
     replies = [encode(r) async for r in service.answer(decode(data, service.limits), "127.0.0.1", "udp")]
     assert len(replies) == 1
     return replies[0]
 
 
 async def plain(service, data: bytes) -> bytes:
-    """What the transports get when the cache cannot answer (respond's shortcut)."""
-    replies = [r async for r in service.respond(data, "127.0.0.1", "udp")]
-    assert len(replies) == 1
-    return replies[0]
+    """What a TCP transport gets for ``data``, whichever tier answers it."""
+    replies = service.handle(data, "127.0.0.1", "tcp")
+    if type(replies) is not bytes:
+        replies = [r async for r in replies]
+        assert len(replies) == 1
+        replies = replies[0]
+    return replies
+
+
+def fast(service, data: bytes, transport: str):
+    """The fast tier's answer (bytes, or UDP datagrams), or None when another tier answers."""
+    replies = service.handle(data, "127.0.0.1", transport)
+    return replies if type(replies) in (bytes, list) else None
 
 
 async def test_every_captured_resolution_gets_the_same_reply_both_ways(hs):
@@ -30,15 +39,15 @@ async def test_every_captured_resolution_gets_the_same_reply_both_ways(hs):
     for name in sorted(p.name for p in FIXTURES.glob("*.bin")):
         data = fixture(name)
         first = await plain(service, data)              # fills the cache
-        fast = service.fast_answer(data, "tcp")
+        quick = fast(service, data, "tcp")
         if "resolve" in name:
-            assert fast is not None, name               # every real client's lookup takes the fast path
+            assert quick is not None, name              # every real client's lookup takes the fast tier
             slow_reply = await slow(service, data)
-            assert fast == slow_reply == first, name
-            assert service.fast_answer(data, "udp") == split_datagrams(slow_reply), name
+            assert quick == slow_reply == first, name
+            assert fast(service, data, "udp") == split_datagrams(slow_reply), name
             answered += 1
         else:
-            assert fast is None, name                   # site info: the full path
+            assert quick is None, name                  # site info: the full tier
     assert answered == 7
 
 
@@ -56,18 +65,16 @@ async def test_fast_equals_slow_or_declines(hs, handle, minor, flags, session, r
     service = hs.service
     data = request(handle, minor, flags, session, request_id, indexes=(1,) if filtered else ())
     first = [await plain(service, data)]                 # fills the cache
-    fast = service.fast_answer(data, "tcp")
+    quick = fast(service, data, "tcp")
     if filtered or flags & 0x00800000:
-        assert peek_plain_resolution(data) is None and fast is None
+        assert peek_plain_resolution(data) is None and quick is None
         return
     if session and not flags & 0x01000000:
-        assert fast is None                              # wants authentication: challenged by the full path
+        assert quick is None                             # wants authentication: challenged by the full tier
         return
-    if handle == PRODUCT.upper():
-        assert fast is None                              # echoes the spelling asked for: full path
-        return
-    assert fast is not None and fast == first[0] == await slow(service, data)
-    assert service.fast_answer(data, "udp") == split_datagrams(first[0])
+    # Every other spelling too: the answer names the handle as asked, as the full tier's does.
+    assert quick is not None and quick == first[0] == await slow(service, data)
+    assert fast(service, data, "udp") == split_datagrams(first[0])
 
 
 async def test_multi_datagram_replies_are_cut_as_the_full_path_cuts_them(hs):
@@ -77,5 +84,6 @@ async def test_multi_datagram_replies_are_cut_as_the_full_path_cuts_them(hs):
         await hs.store.put_handle(handle, [HandleValue(1, "DESC", b"x" * size)], mode="create", actor="test")
         data = request(handle, 10, 0x19000000, 0, 99)
         first = await slow(hs.service, data)
-        datagrams = hs.service.fast_answer(data, "udp")
+        await plain(hs.service, data)                     # fills the cache
+        datagrams = fast(hs.service, data, "udp")
         assert datagrams == split_datagrams(first) and len(datagrams) == -(-(len(first) - 20) // 492)

@@ -1,16 +1,15 @@
-"""The service's parts on their own: pending challenges, failure slow-down,
-identity scopes, the site record, the [handle] settings."""
+"""The service's parts on their own: pending challenges, the site record,
+the [handle] settings."""
 
 from __future__ import annotations
 
 import pytest
 
 from protocol.handle import DeleteHandleRequest, make_request
-from resolver.hs.auth import ChallengeBook, Failures
+from resolver.hs.auth import ChallengeBook
 from resolver.hs.client import parse_server
-from resolver.hs.permissions import Identity, scope_of
 from resolver.hs.site import advertised_address, site_info
-from resolver.settings import AuthSettings, SettingsError, load_settings
+from resolver.settings import SettingsError, load_settings
 
 from .conftest import NOW, Clock
 
@@ -34,30 +33,6 @@ def test_challenge_book_bounds_in_all_per_address_and_in_time():
     clock.advance(60)
     assert book.take(ids[1], "a") is None and len(book) == 0
     assert book.new_session("c") is not None
-
-
-def test_failures_slow_down_then_lock_out_then_forget():
-    clock = Clock()
-    failures = Failures(AuthSettings(failure_delay=0.5, lockout_failures=3, lockout_seconds=300), clock)
-    assert [failures.record("10.0.0.1") for _ in range(2)] == [0.5, 1.0]      # each failure waits longer
-    assert not failures.locked("10.0.0.1")
-    assert failures.record("10.0.0.1") == 1.5 and failures.locked("10.0.0.1")
-    assert not failures.locked("10.0.0.2")
-    assert failures.delay(1000) == 5.0                                        # capped
-    clock.advance(301)
-    assert not failures.locked("10.0.0.1") and failures.count("10.0.0.1") == 0
-    failures.record("10.0.0.2")
-    failures.clear("10.0.0.2")
-    assert failures.count("10.0.0.2") == 0
-
-
-def test_identity_scope():
-    assert scope_of("88.118.8/ADMIN") == "88.118.8"
-    assert scope_of("0.NA/88.118.8") == "88.118.8"
-    ent = Identity("88.118.8/ADMIN", 300, "88.118.8")
-    assert ent.actor == "300:88.118.8/ADMIN" and ent.may_admin("88.118.8") and not ent.may_admin("88.118.9")
-    assert not ent.may_admin("0.NA")
-    assert Identity("0.NA/88.118", 300, None).may_admin("88.118.9")
 
 
 def test_site_record_from_settings():

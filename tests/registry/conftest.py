@@ -6,8 +6,9 @@ import pytest
 
 from protocol.values import ADMIN_ONLY_PERMS, HandleValue
 from registry.model import AdminIdentity, PrefixInfo
+from registry.rules import Registry
 from registry.secrets import NodeKey, hash_password
-from registry.sqlite import SQLiteStore
+from registry.sqlite import SQLiteBackend
 
 NODE_SECRET = "node-admin-secret-0001"
 ENT_SECRET = "enterprise-secret-0001"
@@ -41,13 +42,13 @@ def db_path(tmp_path):
 @pytest.fixture
 async def bare(db_path, node_key):
     """An open store with nothing in it."""
-    store = SQLiteStore(db_path, node_key)
+    store = Registry(SQLiteBackend(db_path), node_key)
     await store.open()
     yield store
     await store.close()
 
 
-async def add_prefix(store: SQLiteStore, prefix: str, hashes: dict[str, str]) -> AdminIdentity:
+async def add_prefix(store: Registry, prefix: str, hashes: dict[str, str]) -> AdminIdentity:
     admin = AdminIdentity(f"{prefix}/ADMIN", 300, prefix, hashes[ENT_SECRET])
     await store.create_prefix(PrefixInfo(prefix, f"owner of {prefix}"), admin, [seckey(ENT_SECRET)],
                               actor="test")

@@ -11,8 +11,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from registry.rules import Registry
 from registry.secrets import NodeKey
-from registry.sqlite import SQLiteStore
+from registry.sqlite import SQLiteBackend
 
 from .conftest import add_prefix
 
@@ -24,11 +25,12 @@ BATCH = 300
 WRITER = r'''
 import asyncio, base64, os, sys
 from protocol.values import HandleValue
+from registry.rules import Registry
 from registry.secrets import NodeKey
-from registry.sqlite import SQLiteStore
+from registry.sqlite import SQLiteBackend
 
 async def main(path, tag, size):
-    store = SQLiteStore(path, NodeKey(base64.b64decode(os.environ["IDNODE_TEST_NODE_KEY"])))
+    store = Registry(SQLiteBackend(path), NodeKey(base64.b64decode(os.environ["IDNODE_TEST_NODE_KEY"])))
     await store.open()
     n = 0
     while True:
@@ -78,7 +80,7 @@ def batches_on_disk(db_path: Path, tag: str) -> Counter:
 async def test_sigkill_loses_no_acknowledged_batch(tmp_path, hashes):
     raw_key = os.urandom(32)
     path = tmp_path / "crash.sqlite3"
-    first = SQLiteStore(path, NodeKey(raw_key))
+    first = Registry(SQLiteBackend(path), NodeKey(raw_key))
     await first.open()
     await add_prefix(first, "88.118.8", hashes)
     await first.close()
@@ -97,7 +99,7 @@ async def test_sigkill_loses_no_acknowledged_batch(tmp_path, hashes):
         assert all(count == BATCH for count in on_disk.values())        # no batch half-written
         assert set(on_disk) <= set(acked) | {max(acked) + 1}           # at most the one in flight
 
-        reopened = SQLiteStore(path, NodeKey(raw_key))
+        reopened = Registry(SQLiteBackend(path), NodeKey(raw_key))
         await reopened.open()
         try:
             last = int((await reopened.get_handle(f"88.118.8/{tag}-last")).values[0].data)

@@ -7,13 +7,16 @@ import dataclasses
 
 import pytest
 
+from prometheus_client import CollectorRegistry
+
 from protocol.identifier import parse_handle
 from protocol.values import HandleValue
 from registry import open_store
 from registry.errors import StoreUnavailable
-from resolver.metrics import CacheMetrics
-from resolver.pipeline import Pipeline
-from resolver.settings import CacheSettings
+from resolver.pipeline import Pipeline, build_pipeline
+from resolver.query import Query
+from resolver.settings import CacheSettings, Settings
+from resolver.shared import SharedState
 from tests.conftest import provision_node
 
 
@@ -54,7 +57,8 @@ def url(u: str, ttl: int = 100) -> list[HandleValue]:
 async def stores(settings):
     """Two store instances on one file: 'here' (this worker) and 'there' (another process)."""
     await provision_node(settings)
-    here, there = open_store(settings), open_store(settings)
+    here = open_store(settings.store.url, home=settings.home)
+    there = open_store(settings.store.url, home=settings.home)
     await here.open()
     await there.open()
     yield here, there
@@ -62,9 +66,26 @@ async def stores(settings):
     await there.close()
 
 
-def make(store, clock, **cache) -> Pipeline:
-    return Pipeline(store, dataclasses.replace(CacheSettings(), **cache), CacheMetrics(None), clock=clock,
-                    wall=lambda: 1_800_000_000.0)
+class P:
+    """A pipeline with short names for what the tests look at."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.stage = pipeline.cache_stage
+        self.metrics = self.stage.metrics
+        self.cache = pipeline.cache
+        self.cached = pipeline.cached
+        self.start, self.stop = pipeline.start, pipeline.stop
+
+    async def resolve(self, handle):
+        return await self.pipeline.resolve(Query(handle))
+
+
+def make(store, clock, shared: SharedState | None = None, poll_interval: float = 0.5, **cache) -> P:
+    settings = dataclasses.replace(Settings(), cache=dataclasses.replace(CacheSettings(), **cache))
+    settings = settings.with_overrides({"store.poll_interval": poll_interval})
+    return P(build_pipeline(settings, store, shared or SharedState.private(), CollectorRegistry(), clock=clock,
+                            wall=lambda: 1_800_000_000.0))
 
 
 async def test_ttl_expiry_from_the_smallest_value_ttl(stores):
@@ -197,16 +218,24 @@ async def test_prefetch_refreshes_popular_entries_before_expiry(stores):
     assert counting.reads == 1                        # popular, but not near expiry yet
     clock.now += 56
     assert p.cached(h.key).record.values[0].data == b"https://p1/"   # served at once...
-    await asyncio.gather(*p._tasks)                   # ...while the refresh runs in the background
+    await asyncio.gather(*p.stage._tasks)             # ...while the refresh runs in the background
     assert counting.reads == 2 and p.metrics.prefetches._value.get() == 1
     assert p.cached(h.key).record.values[0].data == b"https://p2/"
     assert p.cached(h.key).expires == clock.now + 60
 
 
+async def wait_until(predicate, what: str) -> None:
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
 async def test_local_writes_invalidate_at_once_and_others_through_the_feed(stores):
     here, there = stores
     clock = Clock()
-    p_here = make(here, clock)
+    p_here = make(here, clock, poll_interval=0.01)
     await p_here.start()
     try:
         h = parse_handle("88.118.8/w")
@@ -216,11 +245,40 @@ async def test_local_writes_invalidate_at_once_and_others_through_the_feed(store
         assert (await p_here.resolve(h)).record.values[0].data == b"https://local/"
         await there.put_handle(h.text, url("https://remote/"), mode="replace", actor="t")
         assert p_here.cached(h.key) is not None                  # another process: not yet seen
-        assert await p_here.sync_changes() >= 1                  # what the watcher does each poll
-        assert p_here.cached(h.key) is None
+        await wait_until(lambda: p_here.cached(h.key) is None, "the feed drops the entry")
         assert (await p_here.resolve(h)).record.values[0].data == b"https://remote/"
+        await there.set_prefix_state("88.118.8", "disabled", actor="t")   # a prefix's state: everything
+        await wait_until(lambda: p_here.cached(h.key) is None and len(p_here.cache) == 0, "the feed clears all")
+        assert (await p_here.resolve(h)).status == 2                     # DISABLED: not served
     finally:
         await p_here.stop()
+
+
+async def test_a_write_in_one_worker_is_never_served_stale_by_another(stores):
+    """Two workers (two pipelines on two store connections) share one stamp
+    table: the writer's stamp makes the other's entry a miss before the write
+    returns, with no feed in between."""
+    here, there = stores
+    shared = SharedState.private()
+    writer, reader = make(here, Clock(), shared), make(there, Clock(), shared, poll_interval=3600)
+    await writer.start()
+    await reader.start()
+    try:
+        h = parse_handle("88.118.8/ryw")
+        assert (await reader.resolve(h)).record is None           # a negative entry in the reader
+        await here.put_handle(h.text, url("https://v1/"), mode="create", actor="t")
+        assert reader.cached(h.key) is None
+        assert (await reader.resolve(h)).record.values[0].data == b"https://v1/"
+        other = parse_handle("88.118.8/untouched")
+        await reader.resolve(other)
+        await here.put_handle(h.text, url("https://v2/"), mode="replace", actor="t")
+        assert reader.cached(h.key) is None and reader.cached(other.key) is not None
+        assert (await reader.resolve(h)).record.values[0].data == b"https://v2/"
+        await here.set_prefix_state("88.118.8", "disabled", actor="t")
+        assert reader.cached(h.key) is None and reader.cached(other.key) is None
+    finally:
+        await reader.stop()
+        await writer.stop()
 
 
 async def test_cache_off_reads_the_registry_every_time(stores):

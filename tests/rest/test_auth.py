@@ -29,7 +29,7 @@ async def test_lockout_after_repeated_failures_even_with_the_right_secret(strict
         assert r.status == 401 and (await r.json())["message"] == "authentication failed"
     r = await session.put(f"{url}/api/handles/88.118.8/a", json=URL, headers=basic("300:88.118.8/ADMIN", ENT_PASSWORD))
     body = await r.json()
-    assert r.status == 401 and body["responseCode"] == 403 and "too many failed attempts" in body["message"]
+    assert r.status == 401 and body["responseCode"] == 403 and "too many failed authentications" in body["message"]
     text = await (await session.get(f"{url}/metrics")).text()
     assert 'idnode_auth_failures_total{protocol="rest"} 4.0' in text
 
@@ -48,5 +48,8 @@ async def test_disabled_prefix_admin_cannot_authenticate(live):
     await live.session.post(f"{live.url}/api/prefixes/88.118.8/disable", headers=live.node_admin)
     r = await live.session.put(f"{live.url}/api/handles/88.118.8/after", json=URL, headers=live.ent_admin)
     assert r.status == 401 and "disabled" in (await r.json())["message"]
-    # reading what was registered still works
+    # what was registered is not served while the prefix is disabled, and is again once it is enabled
+    r = await live.session.get(f"{live.url}/api/handles/88.118.8/before")
+    assert r.status == 404 and "88.118.8 is disabled" in (await r.json())["message"]
+    await live.session.post(f"{live.url}/api/prefixes/88.118.8/enable", headers=live.node_admin)
     assert (await live.session.get(f"{live.url}/api/handles/88.118.8/before")).status == 200

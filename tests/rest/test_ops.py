@@ -12,11 +12,18 @@ async def test_proxy_redirects_to_first_url(live):
     r = await live.session.get(f"{live.url}/88.118.8/scan-me", allow_redirects=False)
     assert r.status == 302 and r.headers["Location"] == "https://acme.example/p/1"
     r = await live.session.get(f"{live.url}/88.118.8/missing", allow_redirects=False)
-    assert r.status == 404 and "not registered" in await r.text()
+    assert r.status == 404 and "handle not found" in await r.text()
     await live.session.put(f"{live.url}/api/handles/88.118.8/no-url", headers=live.ent_admin,
                            json={"values": [{"index": 2, "type": "DESC", "data": "x"}]})
     r = await live.session.get(f"{live.url}/88.118.8/no-url", allow_redirects=False)
-    assert r.status == 404 and "no public URL" in await r.text()
+    assert r.status == 404 and "no public http(s) URL" in await r.text()
+    # Only absolute http(s) URLs are redirected to: a script or a relative target never is.
+    await live.session.put(f"{live.url}/api/handles/88.118.8/tricky", headers=live.ent_admin,
+                           json={"values": [{"index": 1, "type": "URL", "data": "javascript:alert(1)"},
+                                            {"index": 2, "type": "URL", "data": "/relative"},
+                                            {"index": 3, "type": "URL.mirror", "data": "https://m.example/"}]})
+    r = await live.session.get(f"{live.url}/88.118.8/tricky", allow_redirects=False)
+    assert r.status == 302 and r.headers["Location"] == "https://m.example/"
 
 
 async def test_health_and_ready(live):

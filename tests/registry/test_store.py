@@ -1,4 +1,5 @@
-"""SQLiteStore: every Store method and mode, against a real file in tmp_path."""
+"""The Store (registry.rules.Registry) over the embedded backend: every
+method, against a real file in tmp_path."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from protocol.codes import RC
 from protocol.values import HandleValue, Reference
 from registry.codec import encode_values
 from registry.errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidValue, NodeKeyError,
-                             NotInitialised, PrefixDisabled, PrefixExists, PrefixNotFound, RegistryError,
-                             StoreUnavailable, ValueExists, ValuesNotFound)
-from registry.model import AdminIdentity, PrefixInfo
+                             NotInitialised, PrefixDisabled, PrefixExists, PrefixNotFound, RecordChanged,
+                             RegistryError, StoreUnavailable)
+from registry.model import ABSENT, AdminIdentity, Changes, PrefixInfo
+from registry.rules import Registry
 from registry.secrets import NodeKey, verify_password
-from registry.sqlite import SCHEMA_VERSION, SQLiteStore
+from registry.sqlite import SCHEMA_VERSION, SQLiteBackend
+
+
+def SQLiteStore(path, key, **kw):      # noqa: N802 - the embedded store, as open_store builds it
+    return Registry(SQLiteBackend(path, **kw), key)
 
 from .conftest import ENT_SECRET, NODE_SECRET, add_prefix, seckey, url
 
@@ -153,39 +159,39 @@ async def test_replace(store):
     assert new.handle == "88.118.8/fresh" and await store.count_handles() == 4   # with the two admins
 
 
-async def test_merge(store):
-    with pytest.raises(HandleNotFound):
-        await store.put_handle("88.118.8/m", [url(1, "a")], mode="merge", actor="t")
-    await store.put_handle("88.118.8/m", [url(1, "a"), url(2, "b")], mode="create", actor="t")
-    rec = await store.put_handle("88.118.8/m", [url(2, "B"), url(5, "e")], mode="merge", actor="t")
-    assert [(v.index, v.data) for v in rec.values] == [(1, b"a"), (2, b"B"), (5, b"e")]
+async def test_conditional_writes(store):
+    assert (await store.get_versioned("88.118.8/v")).version == ABSENT
+    rec = await store.put_handle("88.118.8/v", [url(1, "a")], mode="create", actor="t", expect=ABSENT)
+    got = await store.get_versioned("88.118.8/V")
+    assert got.record == rec and len(got.version) == 64
+    with pytest.raises(RecordChanged):                       # it exists now
+        await store.put_handle("88.118.8/v", [url(1, "b")], mode="replace", actor="t", expect=ABSENT)
+    await store.put_handle("88.118.8/v", [url(1, "b")], mode="replace", actor="t", expect=got.version)
+    seq = await store.last_seq()
+    with pytest.raises(RecordChanged):                       # the version read first is stale
+        await store.put_handle("88.118.8/v", [url(1, "c")], mode="replace", actor="t", expect=got.version)
+    with pytest.raises(RecordChanged):
+        await store.delete_handle("88.118.8/v", actor="t", expect=got.version)
+    assert await store.last_seq() == seq and (await store.get_handle("88.118.8/v")).values[0].data == b"b"
+    await store.delete_handle("88.118.8/v", actor="t", expect=(await store.get_versioned("88.118.8/v")).version)
+    assert await store.get_handle("88.118.8/v") is None
 
 
-async def test_add_is_all_or_nothing(store):
-    with pytest.raises(HandleNotFound):
-        await store.put_handle("88.118.8/add", [url(1, "a")], mode="add", actor="t")
-    await store.put_handle("88.118.8/add", [url(1, "a")], mode="create", actor="t")
-    before = await store.get_handle("88.118.8/add")
-    with pytest.raises(ValueExists) as err:
-        await store.put_handle("88.118.8/add", [url(2, "b"), url(1, "z")], mode="add", actor="t")
-    assert err.value.code == RC.VALUE_ALREADY_EXISTS
-    assert await store.get_handle("88.118.8/add") == before          # index 2 not added either
-    rec = await store.put_handle("88.118.8/add", [url(2, "b")], mode="add", actor="t")
-    assert [v.index for v in rec.values] == [1, 2]
+async def test_get_many(store):
+    from protocol.identifier import parse_handle
+    await store.put_handle("88.118.8/m1", [url(1, "a")], mode="create", actor="t")
+    await store.set_prefix_state("88.118.8", "disabled", actor="t")
+    got = await store.get_many([parse_handle("88.118.8/M1"), parse_handle("88.118.8/none")])
+    assert got["88.118.8/m1"].record.values[0].data == b"a" and got["88.118.8/m1"].record.prefix_disabled
+    assert got["88.118.8/none"].record is None and got["88.118.8/none"].version == ABSENT
 
 
-async def test_remove_values(store):
-    await store.put_handle("88.118.8/rv", [url(1, "a"), url(2, "b"), url(3, "c")], mode="create", actor="t")
-    rec = await store.remove_values("88.118.8/rv", [2, 9], actor="t")      # 9 absent: ignored
-    assert [v.index for v in rec.values] == [1, 3]
-    with pytest.raises(ValuesNotFound):
-        await store.remove_values("88.118.8/rv", [2, 9], actor="t")
-    with pytest.raises(ValuesNotFound):
-        await store.remove_values("88.118.8/rv", [], actor="t")
-    with pytest.raises(HandleNotFound):
-        await store.remove_values("88.118.8/none", [1], actor="t")
-    rec = await store.remove_values("88.118.8/rv", [1, 3], actor="t")
-    assert rec.values == () and await store.get_handle("88.118.8/rv") == rec
+async def test_reads_carry_the_prefix_state(store):
+    await store.put_handle("88.118.8/ps", [url(1, "a")], mode="create", actor="t")
+    assert not (await store.get_handle("88.118.8/ps")).prefix_disabled
+    await store.set_prefix_state("88.118.8", "disabled", actor="t")
+    assert (await store.get_handle("88.118.8/ps")).prefix_disabled
+    assert not (await store.get_handle("0.NA/88.118")).prefix_disabled
 
 
 async def test_delete_handle(store):
@@ -246,6 +252,16 @@ async def test_nfc(store):
         await store.put_handle(composed, [url(1, "a")], mode="create", actor="t")
 
 
+async def listing(store, prefix: str, limit: int = 1000) -> list[str]:
+    out, cursor = [], None
+    while True:
+        page = await store.list_handles(prefix, cursor=cursor, limit=limit)
+        out += page.items
+        if page.next is None:
+            return out
+        cursor = page.next
+
+
 async def test_list_handles_pages_and_prefix_boundaries(store, hashes):
     await add_prefix(store, "88.118.80", hashes)
     await add_prefix(store, "88.118.8.1", hashes)
@@ -254,14 +270,22 @@ async def test_list_handles_pages_and_prefix_boundaries(store, hashes):
         await store.put_handle(name, [url(1, "a")], mode="create", actor="t")
     await store.put_handle("88.118.80/n00", [url(1, "a")], mode="create", actor="t")
     await store.put_handle("88.118.8.1/n00", [url(1, "a")], mode="create", actor="t")
-    everything = await store.list_handles("88.118.8", page_size=0)
+    everything = await listing(store, "88.118.8")
     assert everything == ["88.118.8/ADMIN"] + names
-    pages = [await store.list_handles("88.118.8", page=p, page_size=10) for p in range(4)]
-    assert [len(p) for p in pages] == [10, 10, 6, 0] and sum(pages, []) == everything
-    assert await store.list_handles("88.118.80", page_size=0) == ["88.118.80/ADMIN", "88.118.80/n00"]
-    assert await store.list_handles("88.118.99") == []
-    with pytest.raises(InvalidValue):
-        await store.list_handles("88.118.8", page=-1)
+    pages, cursor = [], None
+    for _ in range(3):
+        page = await store.list_handles("88.118.8", cursor=cursor, limit=10)
+        pages.append(list(page.items))
+        cursor = page.next
+    assert [len(p) for p in pages] == [10, 10, 6] and cursor is None and sum(pages, []) == everything
+    full = await store.list_handles("88.118.8", limit=26)
+    assert len(full.items) == 26 and full.next is None          # exactly one page: no empty page after it
+    assert await listing(store, "88.118.80") == ["88.118.80/ADMIN", "88.118.80/n00"]
+    assert (await store.list_handles("88.118.99")).items == ()
+    for bad in (dict(limit=0), dict(limit=10_001), dict(cursor="%%%"),
+                dict(cursor=(await store.list_handles("88.118.80", limit=1)).next)):   # another prefix's cursor
+        with pytest.raises(InvalidValue):
+            await store.list_handles("88.118.8", **bad)
 
 
 async def test_count_handles_tracks_every_write(store, db_path):
@@ -303,7 +327,7 @@ async def test_batch_of_2000_mixed(store, hashes, db_path):
     assert all(r.message for r in results if r.code != RC.SUCCESS)
     good = [h for (h, _), r in zip(items, results) if r.code == RC.SUCCESS]
     assert await store.count_handles() == raw_count(db_path) == count + len(good)
-    assert await store.list_handles("88.118.8", page_size=0) == sorted(
+    assert await listing(store, "88.118.8") == sorted(
         ["88.118.8/ADMIN", "88.118.8/exists"] + [h for h in good if h.startswith("88.118.8/")], key=str.lower)
     assert (await store.get_handle("88.118.8/exists")).values[0].data == b"old"
     assert (await store.get_handle("88.118.8/good-0000")).values[0].data == b"v0"
@@ -337,16 +361,16 @@ async def test_batch_with_nothing_good_writes_nothing(store):
 async def test_audit_entries_and_digests(store, db_path):
     seq = await store.last_seq()
     created = await store.put_handle("88.118.8/au", [url(1, "a")], mode="create", actor="300:88.118.8/ADMIN")
-    merged = await store.put_handle("88.118.8/au", [url(2, "b")], mode="merge", actor="cli")
-    with pytest.raises(ValueExists):
-        await store.put_handle("88.118.8/au", [url(2, "b")], mode="add", actor="cli")
-    await store.remove_values("88.118.8/au", [1], actor="cli")
+    merged = await store.put_handle("88.118.8/au", [*created.values, url(2, "b")], mode="replace", actor="cli")
+    with pytest.raises(HandleExists):
+        await store.put_handle("88.118.8/au", [url(2, "b")], mode="create", actor="cli")
+    await store.put_handle("88.118.8/au", [url(2, "b")], mode="replace", actor="cli")
     stored = raw_row(db_path, "88.118.8/au")[2]
     await store.delete_handle("88.118.8/au", actor="cli")
     entries = await store.audit(since_seq=seq)
     assert [(e.operation, e.actor, e.handle) for e in entries] == [
-        ("handle.create", "300:88.118.8/ADMIN", "88.118.8/au"), ("handle.merge", "cli", "88.118.8/au"),
-        ("handle.remove_values", "cli", "88.118.8/au"), ("handle.delete", "cli", "88.118.8/au")]
+        ("handle.create", "300:88.118.8/ADMIN", "88.118.8/au"), ("handle.replace", "cli", "88.118.8/au"),
+        ("handle.replace", "cli", "88.118.8/au"), ("handle.delete", "cli", "88.118.8/au")]
     sha = lambda b: hashlib.sha256(b).hexdigest()      # noqa: E731
     assert entries[0].before_digest == ""
     assert entries[0].after_digest == sha(encode_values(created.values)) == entries[1].before_digest
@@ -399,7 +423,8 @@ async def test_sealed_value_round_trips_but_does_not_move(store):
     assert again.values[1].data == rec.values[0].data                               # not sealed twice
     assert await store.admin_secret("88.118.8/sec", 301) == PLAIN
     # The same token at another index (or handle) is not ours there: it is sealed as plain data.
-    await store.put_handle("88.118.8/sec", [seckey(rec.values[0].data, 302)], mode="merge", actor="t")
+    await store.put_handle("88.118.8/sec", [*again.values, seckey(rec.values[0].data, 302)], mode="replace",
+                           actor="t")
     assert await store.admin_secret("88.118.8/sec", 302) == rec.values[0].data
     await store.put_handle("88.118.8/other", [seckey(rec.values[0].data, 301)], mode="create", actor="t")
     assert await store.admin_secret("88.118.8/other", 301) == rec.values[0].data
@@ -432,18 +457,19 @@ async def test_admin_follows_its_secret(store):
     await store.put_handle("88.118.8/ADMIN", [*rec.values, url(1, "x")], mode="replace", actor="t")
     assert await store.get_admin("88.118.8/ADMIN", 300) == admin
     # The same secret given again in plain text: no new hash either.
-    await store.put_handle("88.118.8/ADMIN", [seckey(ENT_SECRET)], mode="merge", actor="t")
+    others = [v for v in (await store.get_handle("88.118.8/ADMIN")).values if v.index != 300]
+    await store.put_handle("88.118.8/ADMIN", [*others, seckey(ENT_SECRET)], mode="replace", actor="t")
     assert await store.get_admin("88.118.8/ADMIN", 300) == admin
     # A new secret in plain text: the password hash follows it.
-    await store.put_handle("88.118.8/ADMIN", [seckey("rotated-secret-000001")], mode="merge", actor="t")
+    await store.put_handle("88.118.8/ADMIN", [*others, seckey("rotated-secret-000001")], mode="replace", actor="t")
     rotated = await store.get_admin("88.118.8/ADMIN", 300)
     assert verify_password("rotated-secret-000001", rotated.password_hash)
     assert not verify_password(ENT_SECRET, rotated.password_hash)
     # The secret removed: the identity is revoked.
     seq = await store.last_seq()
-    await store.remove_values("88.118.8/ADMIN", [300], actor="t")
+    await store.put_handle("88.118.8/ADMIN", others, mode="replace", actor="t")
     assert await store.get_admin("88.118.8/ADMIN", 300) is None
-    assert await ops_since(store, seq) == [("handle.remove_values", "88.118.8/ADMIN"),
+    assert await ops_since(store, seq) == [("handle.replace", "88.118.8/ADMIN"),
                                            ("admin.revoke", "88.118.8/ADMIN")]
 
 
@@ -496,7 +522,7 @@ async def test_schema_and_pragmas(store, db_path):
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    for conn in (store._reader, store._writer_conn):
+    for conn in (store.backend._reader, store.backend._writer_conn):
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2          # FULL
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
@@ -517,7 +543,7 @@ async def test_two_instances_share_one_file(store, db_path, node_key):
     try:
         await store.put_handle("88.118.8/shared", [url(1, "from a")], mode="create", actor="a")
         assert (await other.get_handle("88.118.8/SHARED")).values[0].data == b"from a"
-        await other.put_handle("88.118.8/shared", [url(2, "from b")], mode="merge", actor="b")
+        await other.put_handle("88.118.8/shared", [url(1, "from a"), url(2, "from b")], mode="replace", actor="b")
         assert [v.data for v in (await store.get_handle("88.118.8/shared")).values] == [b"from a", b"from b"]
         assert await store.last_seq() == await other.last_seq()
         assert (await store.audit(since_seq=await store.last_seq() - 1))[0].actor == "b"
@@ -534,7 +560,6 @@ async def test_locked_database_is_store_unavailable(store, db_path, node_key):
         holder.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreUnavailable) as err:
             await impatient.register_batch([("88.118.8/l1", [url(1, "a")])], overwrite=False, actor="t")
-        assert err.value.retryable
         holder.execute("ROLLBACK")
         assert await impatient.get_handle("88.118.8/l1") is None
         results = await impatient.register_batch([("88.118.8/l1", [url(1, "a")])], overwrite=False, actor="t")
@@ -569,11 +594,72 @@ async def test_not_a_database_is_a_registry_error(tmp_path, node_key):
 async def test_concurrent_writers_lose_no_update(store):
     await store.put_handle("88.118.8/shared", [url(1, "base")], mode="create", actor="t")
     n = await store.count_handles()
+
+    async def add(i: int) -> None:        # read, add a value, write back only if nobody wrote meanwhile
+        while True:
+            got = await store.get_versioned("88.118.8/shared")
+            try:
+                await store.put_handle("88.118.8/shared", [*got.record.values, url(100 + i, str(i))],
+                                       mode="replace", actor="t", expect=got.version)
+                return
+            except RecordChanged:
+                continue
+
     await asyncio.gather(*(store.put_handle(f"88.118.8/c{i}", [url(1, str(i))], mode="create", actor="t")
-                           for i in range(50)),
-                         *(store.put_handle("88.118.8/shared", [url(100 + i, str(i))], mode="merge", actor="t")
-                           for i in range(20)))
+                           for i in range(50)), *(add(i) for i in range(20)))
     assert await store.count_handles() == n + 50
     assert len((await store.get_handle("88.118.8/shared")).values) == 21        # every merge kept
     seqs = [e.seq for e in await store.audit(limit=0)]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+# -- secrets of every spelling ----------------------------------------------------------------------
+@pytest.mark.parametrize("type_", ["HS_SECKEY", "hs_seckey", "HS_SECKEY.backup", "Hs_SecKey.old.2"])
+async def test_every_spelling_of_a_secret_type_is_sealed(store, db_path, type_):
+    rec = await store.put_handle("88.118.8/sp", [HandleValue(301, type_, PLAIN)], mode="create", actor="t")
+    assert rec.values[0].data != PLAIN and rec.values[0].data[0] == 1
+    assert PLAIN not in raw_row(db_path, "88.118.8/sp")[2]
+    assert await store.admin_secret("88.118.8/sp", 301) == PLAIN
+    results = await store.register_batch([("88.118.8/sp2", [HandleValue(5, type_, PLAIN)])], overwrite=True,
+                                         actor="t")
+    assert results[0].code == RC.SUCCESS and PLAIN not in raw_row(db_path, "88.118.8/sp2")[2]
+
+
+async def test_lookalike_types_are_not_secrets(store):
+    rec = await store.put_handle("88.118.8/la", [HandleValue(1, "HS_SECKEYS", PLAIN),
+                                                 HandleValue(2, "X.HS_SECKEY", PLAIN)], mode="create", actor="t")
+    assert [v.data for v in rec.values] == [PLAIN, PLAIN]
+
+
+# -- what changed: listeners in this process, the feed for every process ---------------------------------
+async def test_write_listeners_hear_every_change_before_the_write_returns(store):
+    heard: list[Changes] = []
+    store.add_write_listener(heard.append)
+    await store.put_handle("88.118.8/w1", [url(1, "a")], mode="create", actor="t")
+    await store.register_batch([("88.118.8/w2", [url(1, "a")]), ("bad", [])], overwrite=False, actor="t")
+    await store.delete_handle("88.118.8/W1", actor="t")
+    await store.set_prefix_state("88.118.8", "disabled", actor="t")
+    with pytest.raises(PrefixDisabled):
+        await store.put_handle("88.118.8/w3", [url(1, "a")], mode="create", actor="t")
+    store.remove_write_listener(heard.append)
+    await store.set_prefix_state("88.118.8", "enabled", actor="t")
+    assert heard == [Changes(("88.118.8/w1",)), Changes(("88.118.8/w2",)), Changes(("88.118.8/w1",)),
+                     Changes(prefixes=("88.118.8",))]
+
+
+async def test_the_feed_carries_writes_of_other_instances(store, db_path, node_key):
+    other = SQLiteStore(db_path, node_key)
+    await other.open()
+    feed = store.changes(poll_interval=0.01)
+    try:
+        first = asyncio.ensure_future(feed.__anext__())
+        await asyncio.sleep(0.05)          # the feed starts from "now": let it take its first look
+        await other.put_handle("88.118.8/f1", [url(1, "a")], mode="create", actor="b")
+        await other.set_prefix_state("88.118.8", "disabled", actor="b")
+        seen = await asyncio.wait_for(first, 10)
+        while seen.handles == ("88.118.8/f1",) and not seen.prefixes:
+            seen = Changes(seen.handles, (await asyncio.wait_for(feed.__anext__(), 10)).prefixes)
+        assert seen == Changes(("88.118.8/f1",), ("88.118.8",))
+    finally:
+        await feed.aclose()
+        await other.close()

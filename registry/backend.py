@@ -1,0 +1,152 @@
+"""What a storage backend provides: storage only, no rules.
+
+:class:`registry.rules.Registry` holds every rule (validation, sealing
+secrets, admin identities in step with their secret values, prefix states,
+counters, audit digests, batch reports) and keeps its data through this
+interface, so each backend is a thin module: rows in, rows out, atomically.
+
+A write is a function ``fn(tx, *args)`` that :meth:`Backend.transact` runs
+atomically: everything ``fn`` writes through ``tx`` is committed together or
+not at all, and what it reads through ``tx`` is what it writes against
+(SQLite: one ``BEGIN IMMEDIATE`` transaction on the writer thread). ``fn``
+is plain synchronous code and may be run again if the backend must retry.
+
+Keys are ``protocol.identifier.handle_key`` of identifiers and prefixes.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, Collection, Sequence
+
+from .model import AdminIdentity, AuditEntry, PrefixInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One stored identifier: its key, the text as registered, its prefix's
+    key, and every value in one encoded blob (``registry.codec``)."""
+    key: str
+    handle: str
+    prefix_key: str
+    blob: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRow:
+    """An identifier as a read returns it, with its prefix's state (None
+    when no prefix row governs it, as under ``0.NA``)."""
+    handle: str
+    blob: bytes
+    prefix_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    at: float
+    actor: str
+    operation: str
+    handle: str
+    before_digest: str
+    after_digest: str
+
+
+class Tx(abc.ABC):
+    """Reads and writes inside one atomic write."""
+
+    now: float                    # the time of the transaction (unix seconds)
+
+    @abc.abstractmethod
+    def rows(self, keys: Collection[str]) -> dict[str, Row]: ...
+
+    @abc.abstractmethod
+    def put_rows(self, rows: Sequence[Row]) -> None:
+        """Insert or replace (a replaced row keeps its key and its text)."""
+
+    @abc.abstractmethod
+    def delete_row(self, key: str) -> None:
+        """Remove the identifier and the admin identities kept on it."""
+
+    @abc.abstractmethod
+    def prefix(self, key: str) -> PrefixInfo | None: ...
+
+    @abc.abstractmethod
+    def prefix_states(self, keys: Collection[str]) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    def put_prefix(self, key: str, info: PrefixInfo) -> None: ...
+
+    @abc.abstractmethod
+    def admins(self, handle_keys: Collection[str]) -> dict[str, list[AdminIdentity]]:
+        """Admin identities kept on each of these identifiers."""
+
+    @abc.abstractmethod
+    def put_admin(self, handle_key: str, admin: AdminIdentity) -> None: ...
+
+    @abc.abstractmethod
+    def delete_admin(self, handle_key: str, index: int) -> None: ...
+
+    @abc.abstractmethod
+    def meta(self, name: str) -> Any: ...
+
+    @abc.abstractmethod
+    def set_meta(self, name: str, value: Any) -> None: ...
+
+    @abc.abstractmethod
+    def add_count(self, name: str, delta: int) -> None: ...
+
+    @abc.abstractmethod
+    def log(self, entries: Sequence[AuditRow]) -> None:
+        """Append to the audit log (which other processes read as the change feed)."""
+
+
+class Backend(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def transact(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(tx, *args)`` atomically; its result."""
+
+    # -- reads ------------------------------------------------------------------
+    @abc.abstractmethod
+    async def read(self, key: str) -> ReadRow | None: ...
+
+    @abc.abstractmethod
+    async def read_many(self, keys: Collection[str]) -> dict[str, ReadRow]: ...
+
+    @abc.abstractmethod
+    async def read_prefix(self, key: str) -> PrefixInfo | None: ...
+
+    @abc.abstractmethod
+    async def list_prefixes(self) -> list[PrefixInfo]: ...
+
+    @abc.abstractmethod
+    async def read_admin(self, handle_key: str, index: int) -> AdminIdentity | None: ...
+
+    @abc.abstractmethod
+    async def list_keys(self, prefix_key: str, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """``(key, handle)`` of identifiers under ``prefix_key``, in key order,
+        after the key ``after`` (None: from the start), at most ``limit``."""
+
+    @abc.abstractmethod
+    async def read_meta(self, name: str) -> Any: ...
+
+    @abc.abstractmethod
+    async def count_prefixes(self) -> int: ...
+
+    # -- the audit log and the change feed ------------------------------------------
+    @abc.abstractmethod
+    async def audit(self, since_seq: int, limit: int) -> list[AuditEntry]: ...
+
+    @abc.abstractmethod
+    async def last_seq(self) -> int: ...
+
+    @abc.abstractmethod
+    def feed(self, poll_interval: float) -> AsyncIterator[list[AuditEntry] | None]:
+        """Audit entries as they are appended, by anyone, from now on; None
+        when the reader fell too far behind to be told what it missed."""

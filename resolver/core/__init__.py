@@ -1,0 +1,55 @@
+"""The operations layer: one core under every front end.
+
+REST, batch, the proxy, the Handle protocol over TCP, UDP and HTTP, and the
+CLI parse their input, call the :class:`Core`, and render its answer. Every
+rule is decided here once:
+
+* who is asking (:mod:`.caller`) and proving it, for Basic secrets and Handle
+  challenge answers alike (:mod:`.auth`), under one lock-out policy for all
+  protocols and workers (:mod:`.lockout`);
+* who may do what (:mod:`.permissions`: HS_ADMIN on the identifier or its
+  prefix, HS_VLIST groups, permission bits, read-only values; the node admin
+  on top);
+* which values a caller may read and how filters match (:mod:`.visibility`);
+* what a disabled prefix means (:mod:`.reads`, :mod:`.writes`,
+  :mod:`.prefixes`): not served, not written, its identities cannot act;
+* resolution through the pipeline, writes as conditional changes
+  (:mod:`.writes`), prefix management (:mod:`.prefixes`).
+
+Every refusal is :class:`.errors.Refused` with the Handle response code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from registry.store import Store
+
+from ..pipeline import Pipeline
+from .auth import Authenticator
+from .permissions import Permissions
+from .prefixes import Prefixes
+from .reads import Reads, View
+from .writes import Writes
+
+
+class Core(Reads, Writes, Prefixes):
+    def __init__(self, store: Store, pipeline: Pipeline, auth: Authenticator, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.auth = auth
+        self.permissions = Permissions(store)
+        self.clock = clock          # unix seconds: the time values are stamped with
+
+    async def node_prefix(self) -> str:
+        """The node's own prefix (NotInitialised when there is none)."""
+        return await self.store.secondary_prefix()
+
+    async def sizes(self) -> tuple[int, int]:
+        """Identifiers and enterprise prefixes held (for /metrics)."""
+        return await self.store.count_handles(), await self.store.count_prefixes()
+
+
+__all__ = ["Core", "View"]

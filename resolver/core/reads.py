@@ -1,0 +1,134 @@
+"""Reading: resolution (one identifier or a batch) and listing a prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol.codes import RC
+from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
+from protocol.values import HandleValue
+from protocol.valuetypes import AdminPerm
+from registry.errors import RegistryError
+from registry.model import Page
+
+from ..cache import DISABLED, FOUND, Entry
+from ..query import Query
+from .caller import Caller
+from .errors import Refused, refused
+from .visibility import needs_admin, readable, select
+
+NOT_FOUND = "handle not found"
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What a caller gets for a resolution: ``code`` is RC.SUCCESS (``values``
+    non-empty), RC.HANDLE_NOT_FOUND (unknown, or its prefix is disabled:
+    ``message`` says which) or RC.VALUES_NOT_FOUND (nothing the caller may
+    see matches). ``handle`` is the identifier as registered when it exists,
+    else as asked."""
+
+    code: int
+    handle: str
+    values: tuple[HandleValue, ...] = ()
+    message: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.code == RC.SUCCESS
+
+
+def _unserved(entry: Entry, asked: str) -> View:
+    if entry.status == DISABLED:
+        prefix = entry.handle.partition("/")[0]
+        return View(RC.HANDLE_NOT_FOUND, asked, (), f"prefix {prefix} is disabled: its identifiers are not served")
+    return View(RC.HANDLE_NOT_FOUND, asked, (), NOT_FOUND)
+
+
+def public_view(entry: Entry, asked: str) -> View:
+    """The view of an anonymous, unfiltered request (front ends memoise their
+    renderings of it in the entry)."""
+    if entry.status != FOUND:
+        return _unserved(entry, asked)
+    values = readable(entry.record.values)
+    if not values:
+        return View(RC.VALUES_NOT_FOUND, entry.handle, (), "no values anyone may read")
+    return View(RC.SUCCESS, entry.handle, values)
+
+
+class Reads:
+    """Mixed into :class:`resolver.core.Core`."""
+
+    public_view = staticmethod(public_view)
+
+    async def view(self, entry: Entry, query: Query) -> View:
+        """What ``query``'s caller may see of ``entry`` through its filters."""
+        if entry.status != FOUND:
+            return _unserved(entry, query.handle.text)
+        record = entry.record
+        values = select(record.values, query.indexes, query.types)
+        admin = False
+        caller = query.caller
+        if caller is not None and caller.identity is not None and needs_admin(values):
+            admin = await self.permissions.allowed(caller.identity, query.handle, record.values,
+                                                   AdminPerm.READ_VALUE)
+        visible = readable(values, admin=admin)
+        if not visible:
+            return View(RC.VALUES_NOT_FOUND, record.handle, (), "no values match" if query.indexes or query.types
+                        else "no values this caller may read")
+        return View(RC.SUCCESS, record.handle, visible)
+
+    async def entry(self, query: Query) -> Entry:
+        """The pipeline's entry for ``query`` (one lookup)."""
+        found = self.pipeline.lookup(query)
+        if type(found) is Entry:
+            return found
+        try:
+            return await found
+        except RegistryError as exc:
+            raise refused(exc) from None
+
+    async def resolve(self, query: Query) -> View:
+        return await self.view(await self.entry(query), query)
+
+    async def resolve_many(self, caller: Caller, texts: list) -> list[View | Refused]:
+        """One view (or refusal, for text that is not an identifier) per item, in order."""
+        out: list[View | Refused] = []
+        for text in texts:
+            if not isinstance(text, str):
+                out.append(Refused(RC.INVALID_HANDLE, "not a string"))
+                continue
+            try:
+                handle = parse_handle(text)
+            except InvalidHandle as exc:
+                out.append(Refused(RC.INVALID_HANDLE, str(exc)))
+                continue
+            query = Query(handle, caller=caller)
+            entry = await self.entry(query)
+            out.append(self.public_view(entry, handle.text) if caller.identity is None
+                       else await self.view(entry, query))
+        return out
+
+    async def list_handles(self, caller: Caller, prefix: str, *, cursor: str | None, limit: int) -> Page:
+        """A page of the identifiers under ``prefix`` (LIST_HANDLES permission)."""
+        try:
+            prefix = parse_prefix(prefix)
+        except InvalidHandle as exc:
+            raise Refused(RC.INVALID_HANDLE, str(exc)) from None
+        self.require_identity(caller)
+        try:
+            if await self.store.get_prefix(prefix) is None:
+                raise Refused(RC.SERVER_NOT_RESPONSIBLE, f"prefix {prefix} is not allocated on this node")
+            if not await self.permissions.allowed_on_prefix(caller.identity, prefix, AdminPerm.LIST_HANDLES):
+                raise Refused(RC.NOT_AN_ADMIN, f"{caller.identity.actor} may not list the identifiers of {prefix}")
+            return await self.store.list_handles(prefix, cursor=cursor, limit=limit)
+        except RegistryError as exc:
+            raise refused(exc) from None
+
+
+def handle_of(text: str) -> Handle:
+    """A request's identifier, or Refused(RC 102)."""
+    try:
+        return parse_handle(text)
+    except InvalidHandle as exc:
+        raise Refused(RC.INVALID_HANDLE, str(exc)) from None

@@ -1,0 +1,38 @@
+"""The registry stage: the end of the chain, one read of the store (see README.md)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+from registry.errors import StoreUnavailable
+from registry.store import HandleStore
+
+from ...cache import Entry
+from ...query import Query
+
+
+class RegistryStage:
+    name = "registry"
+
+    def __init__(self, store: HandleStore, registry: CollectorRegistry) -> None:
+        self._store = store
+        self._reads = Counter("idnode_registry_reads_total", "Identifiers read from the registry on a resolution.",
+                              registry=registry)
+        self._unavailable = Counter("idnode_registry_unavailable_total",
+                                    "Resolutions the registry could not answer (busy, down).", registry=registry)
+        self.next = None                      # the last stage
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def resolve(self, query: Query) -> Entry:
+        self._reads.inc()
+        try:
+            record = await self._store.get_handle(query.handle)
+        except StoreUnavailable:
+            self._unavailable.inc()
+            raise
+        return Entry(query.handle.key, record)
