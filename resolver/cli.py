@@ -199,10 +199,9 @@ def init(obj: Cli, prefix: str | None, if_missing: bool, password_stdin: bool) -
 
 @cli.command()
 @click.option("--bind", metavar="ADDR", help="Address of the REST API (default http.bind, 127.0.0.1).")
-@click.option("--http-port", type=click.IntRange(0, 65535), metavar="N", help="REST port (default http.port, 8000).")
-@click.option("--hs-port", type=click.IntRange(0, 65535), metavar="N",
-              help="Handle protocol TCP and UDP port (default handle.port, 2641).")
-@click.option("--workers", type=click.IntRange(0, 256), metavar="N",
+@click.option("--http-port", type=int, metavar="N", help="REST port (default http.port, 8000).")
+@click.option("--hs-port", type=int, metavar="N", help="Handle protocol TCP and UDP port (default handle.port, 2641).")
+@click.option("--workers", type=int, metavar="N",
               help="Processes sharing the ports (default node.workers; 0: one per CPU).")
 @pass_cli
 def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None, workers: int | None) -> None:

@@ -2,12 +2,15 @@
 
 Load order: defaults (mirrored in config/idnode.toml) -> TOML file ->
 ``IDNODE_<SECTION>_<KEY>`` environment -> explicit overrides (CLI flags).
+Every value is checked here, once: its type, its range (``_RANGES``) or its
+choices, so a bad one is refused with its key and where it came from.
 Nothing else in the node reads the environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -108,11 +111,78 @@ class Settings:
         return _apply(self, overrides, "override")
 
 
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """The numbers a setting accepts: ``low..high``, or above ``low`` when
+    ``low`` itself makes no sense (a timeout of 0)."""
+    low: int | float
+    high: int | float | None = None
+    exclusive: bool = False
+
+    def admits(self, value: int | float) -> bool:
+        above = value > self.low if self.exclusive else value >= self.low
+        return above and (self.high is None or value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is not None:
+            return f"{self.low}..{self.high}"
+        return f"more than {self.low}" if self.exclusive else f"at least {self.low}"
+
+
+def _between(low: int, high: int) -> _Range:
+    return _Range(low, high)
+
+
+def _at_least(low: int | float) -> _Range:
+    return _Range(low)
+
+
+def _above(low: int | float) -> _Range:
+    return _Range(low, exclusive=True)
+
+
+_PORT = _between(0, 65535)          # 0: any free port
+_SECONDS = _above(0)                # a duration where 0 makes no sense
+
+# Every numeric setting and what it accepts (a new one without an entry gets
+# _NOT_NEGATIVE; tests/test_settings.py asks for an entry).
+_RANGES: dict[tuple[str, str], _Range] = {
+    ("node", "workers"): _between(0, 256),             # 0: one per CPU
+    ("http", "port"): _PORT,
+    ("http", "max_body_bytes"): _at_least(1),
+    ("http", "batch_max_items"): _at_least(1),
+    ("http", "page_size"): _at_least(1),
+    ("handle", "port"): _PORT,
+    ("handle", "idle_timeout"): _SECONDS,
+    ("handle", "max_message_bytes"): _at_least(64),     # an envelope and a header need more than that
+    ("handle", "site_serial"): _between(0, 65535),      # 16 bits on the wire
+    ("handle", "challenge_timeout"): _SECONDS,
+    ("handle", "max_challenges"): _at_least(1),
+    ("handle", "udp_timeout"): _SECONDS,
+    ("auth", "failure_delay"): _at_least(0),
+    ("auth", "lockout_failures"): _at_least(1),         # 0 would lock everyone out
+    ("auth", "lockout_seconds"): _SECONDS,
+    ("store", "poll_interval"): _SECONDS,               # 0 would poll without pause
+    ("cache", "max_entries"): _at_least(1),
+    ("cache", "max_bytes"): _at_least(1),
+    ("cache", "max_negative_entries"): _at_least(1),
+    ("cache", "max_ttl"): _SECONDS,
+    ("cache", "negative_ttl"): _at_least(0),
+    ("cache", "stale_seconds"): _at_least(0),           # 0: never serve stale
+    ("cache", "prefetch_seconds"): _at_least(0),        # 0: never prefetch
+    ("cache", "prefetch_min_hits"): _at_least(1),
+}
+_NOT_NEGATIVE = _at_least(0)
+
 _CHOICES = {
     ("log", "format"): {"text", "json"},
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("store", "backend"): {"sqlite"},
 }
+
+# Text settings that mean nothing empty (an empty http.bind would listen on
+# every interface).
+_NOT_EMPTY = {("node", "home"), ("node", "secondary_prefix"), ("http", "bind")}
 
 
 def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
@@ -125,21 +195,30 @@ def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
             if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                 raise ValueError
             return text in ("true", "1", "yes", "on")
+        if isinstance(value, bool) and typ in (int, "int", float, "float"):
+            raise ValueError
         if typ in (int, "int"):
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError          # 80.5 is not a port; int() would quietly make it 80
             out: Any = int(value)
         elif typ in (float, "float"):
             out = float(value)
         else:
             out = str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SettingsError(f"{where}: expected {typ}, got {value!r}") from None
-    if isinstance(out, (int, float)) and out < 0:
-        raise SettingsError(f"{where}: must not be negative")
+    if isinstance(out, float) and not math.isfinite(out):
+        raise SettingsError(f"{where}: must be a finite number, got {value!r}")
+    if isinstance(out, (int, float)):
+        allowed_range = _RANGES.get((section, name), _NOT_NEGATIVE)
+        if not allowed_range.admits(out):
+            raise SettingsError(f"{where}: must be {allowed_range}, got {out!r}")
+        return out
     allowed = _CHOICES.get((section, name))
     if allowed and out not in allowed:
-        raise SettingsError(f"{where}: must be one of {sorted(allowed)}")
+        raise SettingsError(f"{where}: must be one of {sorted(allowed)}, got {out!r}")
+    if not out.strip() and (section, name) in _NOT_EMPTY:
+        raise SettingsError(f"{where}: must not be empty")
     return out
 
 

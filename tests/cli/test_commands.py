@@ -204,3 +204,17 @@ def test_locked_store_is_one_line(node):
     finally:
         db.close()
     node.ok("register", "88.118.8/locked", "--url", "u")
+
+
+# ---------------------------------------------------------------- settings
+
+@pytest.mark.parametrize("args,env,needle", [
+    (["serve", "--http-port", "99999"], {}, "http.port (from command line): must be 0..65535, got 99999"),
+    (["serve", "--hs-port", "-1"], {}, "handle.port (from command line): must be 0..65535, got -1"),
+    (["serve", "--workers", "257"], {}, "node.workers (from command line): must be 0..256, got 257"),
+    (["prefix", "list"], {"IDNODE_HTTP_PORT": "99999"}, "http.port (from environment): must be 0..65535, got 99999"),
+    (["prefix", "list"], {"IDNODE_HANDLE_MAX_MESSAGE_BYTES": "10"},
+     "handle.max_message_bytes (from environment): must be at least 64, got 10"),
+])
+def test_out_of_range_settings_are_one_line(node, args, env, needle):
+    assert_error(node(*args, env=env), needle)
