@@ -144,7 +144,8 @@ def _handle(text: str) -> str:
 @click.group(cls=_Idnode, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", metavar="DIR", help="Node home: store and node key (default ./var; env IDNODE_HOME).")
 @click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
-              help="TOML configuration file (default: none; env IDNODE_CONFIG).")
+              help="TOML configuration file (env IDNODE_CONFIG; default: <home>/idnode.toml, "
+                   "else config/idnode.toml, if present).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr (default text).")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, config: str | None, log_format: str | None) -> None:
@@ -211,6 +212,8 @@ def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None
     settings = obj.settings(**{"http.bind": bind, "http.port": http_port, "handle.port": hs_port,
                                "node.workers": workers})
     open_store(settings, create=False)      # refuses a home without a node (or its key) up front
+    log.info(f"settings from {settings.source}" if settings.source else
+             "settings: defaults, environment and flags only")
     status = serve_workers(settings)
     if status:
         raise click.exceptions.Exit(status)

@@ -2,6 +2,9 @@
 
 Load order: defaults (mirrored in config/idnode.toml) -> TOML file ->
 ``IDNODE_<SECTION>_<KEY>`` environment -> explicit overrides (CLI flags).
+The file is the first of: ``--config FILE``, ``IDNODE_CONFIG``,
+``<home>/idnode.toml``, ``config/idnode.toml`` (from the current directory)
+that is given or exists; with none, defaults (see :func:`find_config`).
 Every value is checked here, once: its type, its range (``_RANGES``) or its
 choices, so a bad one is refused with its key and where it came from.
 Nothing else in the node reads the environment.
@@ -94,6 +97,9 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    # The configuration file that was read (None: defaults, environment and
+    # flags only). Where the settings came from, not a setting: not compared.
+    source: Path | None = field(default=None, compare=False)
 
     @property
     def home(self) -> Path:
@@ -222,9 +228,14 @@ def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
     return out
 
 
+def _sections(settings: Settings) -> dict[str, Any]:
+    """The [section] objects of ``settings`` (every field but ``source``)."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "source"}
+
+
 def _apply(settings: Settings, flat: Mapping[str, Any], origin: str) -> Settings:
     """Apply ``{"section.key": value}`` to a Settings object."""
-    sections = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    sections = _sections(settings)
     changes: dict[str, dict[str, Any]] = {}
     for dotted, value in flat.items():
         if value is None:
@@ -251,25 +262,51 @@ def _flatten_toml(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
-    defaults = Settings()
-    for sec in fields(defaults):
-        for f in fields(getattr(defaults, sec.name)):
-            name = f"IDNODE_{sec.name}_{f.name}".upper()
+    for section, defaults in _sections(Settings()).items():
+        for f in fields(defaults):
+            name = f"IDNODE_{section}_{f.name}".upper()
             if name in env:
-                flat[f"{sec.name}.{f.name}"] = env[name]
+                flat[f"{section}.{f.name}"] = env[name]
     if "IDNODE_HOME" in env:
         flat["node.home"] = env["IDNODE_HOME"]
     return flat
 
 
+CONFIG_NAME = "idnode.toml"                          # looked for in the node's home
+FALLBACK_CONFIG = Path("config") / CONFIG_NAME       # then in the current directory
+
+
+def find_config(config_file: str | os.PathLike | None, env: Mapping[str, str],
+                overrides: Mapping[str, Any] | None = None) -> Path | None:
+    """The configuration file to read, the first of:
+
+    1. ``config_file`` (``--config FILE``), then ``IDNODE_CONFIG``: read, so
+       a missing one is an error;
+    2. ``<home>/idnode.toml``, the home being the flags' or the
+       environment's (``--home``, ``IDNODE_HOME``), else ``./var``;
+    3. ``config/idnode.toml`` under the current directory;
+
+    the last two only if they exist. None: no file, defaults only.
+    """
+    explicit = config_file or env.get("IDNODE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = (overrides or {}).get("node.home") or _from_env(env).get("node.home") or NodeSettings().home
+    for candidate in (Path(home) / CONFIG_NAME, FALLBACK_CONFIG):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def load_settings(config_file: str | os.PathLike | None = None,
                   env: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Build the one Settings object: file -> environment -> overrides."""
+    """Build the one Settings object: file (see :func:`find_config`) ->
+    environment -> overrides. ``source`` names the file read, if any."""
     env = os.environ if env is None else env
     settings = Settings()
-    path = config_file or env.get("IDNODE_CONFIG")
-    if path:
+    path = find_config(config_file, env, overrides)
+    if path is not None:
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
@@ -278,6 +315,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path}: {exc}") from None
         settings = _apply(settings, _flatten_toml(data, str(path)), str(path))
+        settings = dataclasses.replace(settings, source=path)
     settings = _apply(settings, _from_env(env), "environment")
     if overrides:
         settings = _apply(settings, overrides, "command line")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from pathlib import Path
 
 import pytest
 
 from resolver import settings as settings_module
-from resolver.settings import Settings, SettingsError, load_settings
+from resolver.settings import Settings, SettingsError, find_config, load_settings
 
 
 def every_setting() -> list[tuple[str, dataclasses.Field]]:
-    """("section.key", field) for every setting."""
+    """("section.key", field) for every setting (``source`` is not one)."""
     defaults = Settings()
-    return [(f"{sec.name}.{f.name}", f) for sec in dataclasses.fields(defaults)
+    return [(f"{sec.name}.{f.name}", f) for sec in dataclasses.fields(defaults) if sec.name != "source"
             for f in dataclasses.fields(getattr(defaults, sec.name))]
 
 
@@ -142,3 +143,85 @@ def test_every_numeric_setting_has_a_range_that_admits_its_default():
     assert missing == []
     for key, f in numeric:
         assert settings_module._RANGES[tuple(key.split("."))].admits(f.default), key
+
+
+# ---------------------------------------------------------------- which file is read
+
+def _toml(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch) -> Path:
+    """An empty current directory (no config/idnode.toml)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def test_no_file_anywhere_means_defaults(elsewhere):
+    s = load_settings(env={})
+    assert s == Settings() and s.source is None
+    assert find_config(None, {}) is None
+
+
+def test_config_dir_of_the_current_directory_is_the_last_resort(elsewhere):
+    _toml(elsewhere / "config" / "idnode.toml", "[http]\nport = 8001\n")
+    s = load_settings(env={})
+    assert s.http.port == 8001 and s.source == Path("config/idnode.toml")
+    s = load_settings(env={}, overrides={"node.home": str(elsewhere / "no-such-home")})
+    assert s.http.port == 8001 and s.source == Path("config/idnode.toml")
+
+
+def test_the_homes_file_comes_before_the_config_dir(elsewhere, tmp_path):
+    _toml(elsewhere / "config" / "idnode.toml", "[http]\nport = 8001\n")
+    home = tmp_path / "home"
+    in_home = _toml(home / "idnode.toml", "[http]\nport = 8002\n")
+    for env, overrides in (({}, {"node.home": str(home)}),                    # --home
+                           ({"IDNODE_HOME": str(home)}, {}),                  # IDNODE_HOME
+                           ({"IDNODE_NODE_HOME": str(home)}, {}),
+                           ({"IDNODE_HOME": "/nonexistent"}, {"node.home": str(home)})):   # the flag wins
+        s = load_settings(env=env, overrides=overrides)
+        assert (s.http.port, s.source, s.home) == (8002, in_home, home), (env, overrides)
+    # the default home, ./var (the path is kept as found)
+    _toml(elsewhere / "var" / "idnode.toml", "[http]\nport = 8003\n")
+    s = load_settings(env={})
+    assert (s.http.port, s.source) == (8003, Path("var/idnode.toml"))
+
+
+def test_an_explicit_file_comes_before_any_found_one(elsewhere, tmp_path):
+    _toml(elsewhere / "config" / "idnode.toml", "[http]\nport = 8001\n")
+    _toml(elsewhere / "var" / "idnode.toml", "[http]\nport = 8003\n")
+    from_env = _toml(tmp_path / "env.toml", "[http]\nport = 8004\n")
+    from_flag = _toml(tmp_path / "flag.toml", "[http]\nport = 8005\n")
+    s = load_settings(env={"IDNODE_CONFIG": str(from_env)})
+    assert (s.http.port, s.source) == (8004, from_env)
+    s = load_settings(from_flag, env={"IDNODE_CONFIG": str(from_env)})
+    assert (s.http.port, s.source) == (8005, from_flag)
+    with pytest.raises(SettingsError, match="cannot read config file"):    # given, so it must exist
+        load_settings(env={"IDNODE_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_a_found_file_is_checked_like_any_other(elsewhere):
+    _toml(elsewhere / "var" / "idnode.toml", "[http]\nport = 70000\n")
+    with pytest.raises(SettingsError, match=r"^http.port \(from var/idnode.toml\): must be 0..65535, got 70000$"):
+        load_settings(env={})
+
+
+def test_from_the_repository_root_the_defaults_file_is_read(tmp_path):
+    """What most tests do: the repository's config/idnode.toml holds only defaults."""
+    s = load_settings(env={}, overrides={"node.home": str(tmp_path / "home")})
+    assert s.source == Path("config/idnode.toml")
+    assert s == Settings().with_overrides({"node.home": str(tmp_path / "home")})
+
+
+def test_source_is_kept_but_not_compared(elsewhere):
+    _toml(elsewhere / "config" / "idnode.toml", "")
+    s = load_settings(env={})
+    assert s.source == Path("config/idnode.toml") and s == Settings()
+    assert s.with_overrides({"http.port": 1}).source == s.source
+    with pytest.raises(SettingsError, match="unknown setting 'source.x'"):
+        s.with_overrides({"source.x": 1})

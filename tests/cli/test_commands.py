@@ -218,3 +218,14 @@ def test_locked_store_is_one_line(node):
 ])
 def test_out_of_range_settings_are_one_line(node, args, env, needle):
     assert_error(node(*args, env=env), needle)
+
+
+def test_the_homes_config_file_is_read_unless_another_is_given(node, tmp_path):
+    in_home = node.home / "idnode.toml"
+    in_home.write_text("[cache]\nmax_entries = 0\n")
+    assert_error(node("prefix", "list"), f"cache.max_entries (from {in_home}): must be at least 1, got 0")
+    assert_error(node("prefix", "list", env={"IDNODE_CONFIG": str(tmp_path / "none.toml")}), "cannot read config file")
+    given = tmp_path / "given.toml"
+    given.write_text("[cache]\nmax_entries = 10\n")
+    node.ok("--config", str(given), "prefix", "list")
+    node.ok("prefix", "list", env={"IDNODE_CONFIG": str(given)})
