@@ -142,6 +142,7 @@ def _handle(text: str) -> str:
 # ---------------------------------------------------------------- the group
 
 @click.group(cls=_Idnode, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="idnode", prog_name="idnode", message="%(prog)s %(version)s")
 @click.option("--home", metavar="DIR", help="Node home: store and node key (default ./var; env IDNODE_HOME).")
 @click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
               help="TOML configuration file (env IDNODE_CONFIG; default: <home>/idnode.toml, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import stat
+from importlib.metadata import version
 
 import orjson
 import pytest
@@ -229,3 +230,7 @@ def test_the_homes_config_file_is_read_unless_another_is_given(node, tmp_path):
     given.write_text("[cache]\nmax_entries = 10\n")
     node.ok("--config", str(given), "prefix", "list")
     node.ok("prefix", "list", env={"IDNODE_CONFIG": str(given)})
+
+
+def test_version_is_the_installed_distributions(idnode):
+    assert idnode.ok("--version").stdout == f"idnode {version('idnode')}\n"
