@@ -4,6 +4,8 @@ Every command builds one Settings (file -> environment -> flags), opens the
 store for its own work and closes it. Every failure exits non-zero with ONE
 line on stderr, ``idnode: error: ...`` (status 2 for usage errors, 130 when
 interrupted, 1 otherwise); never a traceback.
+
+``--home DIR`` is taken before or after a command's name.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import stat
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import quote
 
@@ -41,6 +43,7 @@ log = logging.getLogger("idnode.cli")
 ACTOR = "cli"
 EXPORT_PAGE = 1000
 PASSWORD_ENV = "IDNODE_ADMIN_PASSWORD"
+_HOME_HELP = "Node home: store and node key (default ./var; env IDNODE_HOME)."
 _SHOWN_ONCE = "This secret is shown only now and will not be shown again: store it safely."
 
 
@@ -67,8 +70,38 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
+def _home_here(ctx: click.Context, _param: click.Parameter, home: str | None) -> None:
+    """``--home`` given after a command's name: the same as before it, for this
+    command and those below it (the last one given wins)."""
+    obj = ctx.find_object(Cli)
+    if home is not None and obj is not None:
+        ctx.obj = replace(obj, overrides={**obj.overrides, "node.home": home})
+
+
+class _TakesHome:
+    """Adds ``--home DIR`` to a command or group defined under the ``idnode`` group."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--home"], metavar="DIR", expose_value=False, callback=_home_here,
+                                        help=_HOME_HELP))
+
+
+class _Command(_TakesHome, click.Command):
+    pass
+
+
+class _Group(_TakesHome, click.Group):
+    command_class = _Command
+    group_class = type               # subgroups are _Group too
+
+
 class _Idnode(click.Group):
-    """The top-level group: turns every failure into one stderr line."""
+    """The top-level group: turns every failure into one stderr line; the
+    commands and groups under it take --home too."""
+
+    command_class = _Command
+    group_class = _Group
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -143,7 +176,7 @@ def _handle(text: str) -> str:
 
 @click.group(cls=_Idnode, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="idnode", prog_name="idnode", message="%(prog)s %(version)s")
-@click.option("--home", metavar="DIR", help="Node home: store and node key (default ./var; env IDNODE_HOME).")
+@click.option("--home", metavar="DIR", help=_HOME_HELP)
 @click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
               help="TOML configuration file (env IDNODE_CONFIG; default: <home>/idnode.toml, "
                    "else config/idnode.toml, if present).")

@@ -9,10 +9,12 @@ from importlib.metadata import version
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from registry.secrets import verify_password
+from resolver.cli import cli
 
-from .conftest import ENT_PASSWORD, Idnode, assert_error
+from .conftest import CLEAN_ENV, ENT_PASSWORD, Idnode, assert_error
 
 SECRET_LINE = re.compile(r"^secret: (\S+)$", re.M)
 
@@ -234,3 +236,24 @@ def test_the_homes_config_file_is_read_unless_another_is_given(node, tmp_path):
 
 def test_version_is_the_installed_distributions(idnode):
     assert idnode.ok("--version").stdout == f"idnode {version('idnode')}\n"
+
+
+def test_home_after_the_command_is_the_same_as_before_it(tmp_path):
+    home, other = tmp_path / "home", tmp_path / "other"
+
+    def ok(*args: object, input: str | None = None) -> str:
+        result = CliRunner().invoke(cli, list(map(str, args)), input=input, env=CLEAN_ENV, catch_exceptions=False)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+        return result.stdout
+
+    assert f"initialised node 88.118 in {home}" in ok("init", "--home", home)
+    assert "created prefix 88.118.8" in ok("prefix", "create", "88.118.8", "--home", home, "--owner", "Acme",
+                                           "--password-stdin", input=ENT_PASSWORD + "\n")
+    assert "88.118.8" in ok("prefix", "--home", home, "list")           # on a group too
+    ok("register", "88.118.8/x", "--url", "https://acme.example/x", "--home", home)
+    assert ok("resolve", "--home", home, "88.118.8/x") == "1 URL https://acme.example/x\n"
+    # given twice, the one nearer the command wins
+    assert "owner:" in ok("--home", other, "prefix", "show", "88.118.8", "--home", home)
+    assert "owner:" in ok("--home", other, "prefix", "--home", home, "show", "88.118.8")
+    assert not other.exists()
+    assert "--home DIR" in ok("serve", "--help") and "--home DIR" in ok("prefix", "create", "--help")
