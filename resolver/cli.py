@@ -5,7 +5,9 @@ store for its own work and closes it. Every failure exits non-zero with ONE
 line on stderr, ``idnode: error: ...`` (status 2 for usage errors, 130 when
 interrupted, 1 otherwise); never a traceback.
 
-``--home DIR`` is taken before or after a command's name.
+``--home DIR`` is taken before or after a command's name. Commands that live
+elsewhere (``idnode bench``, in bench/) plug in through the
+``idnode.commands`` entry-point group and are loaded only when asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
 from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import quote
 
@@ -43,6 +46,7 @@ log = logging.getLogger("idnode.cli")
 ACTOR = "cli"
 EXPORT_PAGE = 1000
 PASSWORD_ENV = "IDNODE_ADMIN_PASSWORD"
+PLUGIN_GROUP = "idnode.commands"      # entry points: name = "module:click_command"
 _HOME_HELP = "Node home: store and node key (default ./var; env IDNODE_HOME)."
 _SHOWN_ONCE = "This secret is shown only now and will not be shown again: store it safely."
 
@@ -96,12 +100,36 @@ class _Group(_TakesHome, click.Group):
     group_class = type               # subgroups are _Group too
 
 
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
 class _Idnode(click.Group):
     """The top-level group: turns every failure into one stderr line; the
-    commands and groups under it take --home too."""
+    commands and groups under it take --home too; the commands other packages
+    plug in (``idnode.commands`` entry points) are found here, when asked for."""
 
     command_class = _Command
     group_class = _Group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        plugin = _plugins().get(cmd_name)
+        if plugin is None:
+            return None
+        try:
+            command = plugin.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is one line, like any failure
+            raise CliError(f"command {cmd_name!r} ({plugin.value}) cannot be loaded: "
+                           f"{type(exc).__name__}: {_message(exc)}") from None
+        if not isinstance(command, click.Command):
+            raise CliError(f"command {cmd_name!r} ({plugin.value}) is not a click command")
+        return command
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -593,9 +621,3 @@ async def _import(store: Store, file: str, *, fmt: str | None, batch_size: int, 
             bar.update(source.bytes_read - bar.n)
     return ImportSummary(imported, skipped, rejected)
 
-
-# ---------------------------------------------------------------- benchmark
-
-from bench.cli import bench as _bench      # noqa: E402 - `idnode bench`: the harness lives in bench/
-
-cli.add_command(_bench)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 import sqlite3
 import stat
-from importlib.metadata import version
+import subprocess
+import sys
+from importlib.metadata import EntryPoint, version
 
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from registry.secrets import verify_password
-from resolver.cli import cli
+from resolver import cli as cli_module
+from resolver.cli import PLUGIN_GROUP, cli
 
 from .conftest import CLEAN_ENV, ENT_PASSWORD, Idnode, assert_error
 
@@ -257,3 +260,27 @@ def test_home_after_the_command_is_the_same_as_before_it(tmp_path):
     assert "owner:" in ok("--home", other, "prefix", "--home", home, "show", "88.118.8")
     assert not other.exists()
     assert "--home DIR" in ok("serve", "--help") and "--home DIR" in ok("prefix", "create", "--help")
+
+
+# ---------------------------------------------------------------- plugged-in commands
+
+def test_bench_plugs_in_through_an_entry_point(idnode):
+    assert re.search(r"^  bench\s", idnode.ok("--help").stdout, re.M)
+    assert re.search(r"^hs-udp-hot\s", idnode.ok("bench", "--list").stdout, re.M)
+
+
+def test_resolver_never_imports_bench():
+    code = ("import sys, resolver.cli, resolver.server\n"
+            "sys.exit(sorted(m for m in sys.modules if m == 'bench' or m.startswith('bench.')) or None)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_broken_plugin_is_one_line(idnode, monkeypatch):
+    plugins = {"broken": EntryPoint("broken", "no_such_module_here:command", PLUGIN_GROUP),
+               "odd": EntryPoint("odd", "os:sep", PLUGIN_GROUP)}
+    monkeypatch.setattr(cli_module, "_plugins", lambda: plugins)
+    assert_error(idnode("broken"), "command 'broken' (no_such_module_here:command) cannot be loaded: "
+                                   "ModuleNotFoundError")
+    assert_error(idnode("odd"), "command 'odd' (os:sep) is not a click command")
+    assert_error(idnode("bench", "--list"), "No such command 'bench'", status=2)
