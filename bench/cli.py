@@ -1,4 +1,6 @@
-"""``idnode bench``: the command line of the harness (registered by resolver/cli.py).
+"""``idnode bench``: the command line of the harness, plugged into ``idnode``
+through the ``idnode.commands`` entry point (pyproject.toml); resolver/ never
+imports bench/.
 
 Imports of the harness itself are deferred to the command, so ``idnode``'s
 other commands do not pay for them.

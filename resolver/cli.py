@@ -4,6 +4,10 @@ Every command builds one Settings (file -> environment -> flags), opens the
 store for its own work and closes it. Every failure exits non-zero with ONE
 line on stderr, ``idnode: error: ...`` (status 2 for usage errors, 130 when
 interrupted, 1 otherwise); never a traceback.
+
+``--home DIR`` is taken before or after a command's name. Commands that live
+elsewhere (``idnode bench``, in bench/) plug in through the
+``idnode.commands`` entry-point group and are loaded only when asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import os
 import stat
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from importlib.metadata import entry_points
 from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import quote
 
@@ -53,6 +58,8 @@ log = logging.getLogger("idnode.cli")
 ACTOR = "cli"              # the audit log's name for the operator (registry.provision at init)
 EXPORT_PAGE = 1000
 PASSWORD_ENV = "IDNODE_ADMIN_PASSWORD"
+PLUGIN_GROUP = "idnode.commands"      # entry points: name = "module:click_command"
+_HOME_HELP = "Node home: store and node key (default ./var; env IDNODE_HOME)."
 _SHOWN_ONCE = "This secret is shown only now and will not be shown again: store it safely."
 
 
@@ -81,8 +88,62 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
+def _home_here(ctx: click.Context, _param: click.Parameter, home: str | None) -> None:
+    """``--home`` given after a command's name: the same as before it, for this
+    command and those below it (the last one given wins)."""
+    obj = ctx.find_object(Cli)
+    if home is not None and obj is not None:
+        ctx.obj = replace(obj, overrides={**obj.overrides, "node.home": home})
+
+
+class _TakesHome:
+    """Adds ``--home DIR`` to a command or group defined under the ``idnode`` group."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--home"], metavar="DIR", expose_value=False, callback=_home_here,
+                                        help=_HOME_HELP))
+
+
+class _Command(_TakesHome, click.Command):
+    pass
+
+
+class _Group(_TakesHome, click.Group):
+    command_class = _Command
+    group_class = type               # subgroups are _Group too
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
 class _Idnode(click.Group):
-    """The top-level group: turns every failure into one stderr line."""
+    """The top-level group: turns every failure into one stderr line; the
+    commands and groups under it take --home too; the commands other packages
+    plug in (``idnode.commands`` entry points) are found here, when asked for."""
+
+    command_class = _Command
+    group_class = _Group
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        plugin = _plugins().get(cmd_name)
+        if plugin is None:
+            return None
+        try:
+            command = plugin.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is one line, like any failure
+            raise CliError(f"command {cmd_name!r} ({plugin.value}) cannot be loaded: "
+                           f"{type(exc).__name__}: {_message(exc)}") from None
+        if not isinstance(command, click.Command):
+            raise CliError(f"command {cmd_name!r} ({plugin.value}) is not a click command")
+        return command
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -179,9 +240,11 @@ def _url(ctx, param, value: str | None) -> str | None:
 # ---------------------------------------------------------------- the group
 
 @click.group(cls=_Idnode, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", metavar="DIR", help="Node home: store and node key (default ./var; env IDNODE_HOME).")
+@click.version_option(package_name="idnode", prog_name="idnode", message="%(prog)s %(version)s")
+@click.option("--home", metavar="DIR", help=_HOME_HELP)
 @click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
-              help="TOML configuration file (default: none; env IDNODE_CONFIG).")
+              help="TOML configuration file (env IDNODE_CONFIG; default: <home>/idnode.toml, "
+                   "else config/idnode.toml, if present).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr (default text).")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, config: str | None, log_format: str | None) -> None:
@@ -236,10 +299,9 @@ def init(obj: Cli, prefix: str | None, if_missing: bool, password_stdin: bool) -
 
 @cli.command()
 @click.option("--bind", metavar="ADDR", help="Address of the REST API (default http.bind, 127.0.0.1).")
-@click.option("--http-port", type=click.IntRange(0, 65535), metavar="N", help="REST port (default http.port, 8000).")
-@click.option("--hs-port", type=click.IntRange(0, 65535), metavar="N",
-              help="Handle protocol TCP and UDP port (default handle.port, 2641).")
-@click.option("--workers", type=click.IntRange(0, 256), metavar="N",
+@click.option("--http-port", type=int, metavar="N", help="REST port (default http.port, 8000).")
+@click.option("--hs-port", type=int, metavar="N", help="Handle protocol TCP and UDP port (default handle.port, 2641).")
+@click.option("--workers", type=int, metavar="N",
               help="Processes sharing the ports (default node.workers; 0: one per CPU).")
 @pass_cli
 def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None, workers: int | None) -> None:
@@ -249,6 +311,8 @@ def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None
     settings = obj.settings(**{"http.bind": bind, "http.port": http_port, "handle.port": hs_port,
                                "node.workers": workers})
     open_store(settings.store.url, home=settings.home, create=False)   # refuses a home without a node up front
+    log.info(f"settings from {settings.source}" if settings.source else
+             "settings: defaults, environment and flags only")
     status = serve_workers(settings)
     if status:
         raise click.exceptions.Exit(status)
@@ -591,9 +655,3 @@ async def _import(core: Core, file: str, *, fmt: str | None, batch_size: int, ov
             bar.update(source.bytes_read - bar.n)
     return ImportSummary(imported, skipped, rejected)
 
-
-# ---------------------------------------------------------------- benchmark
-
-from bench.cli import bench as _bench      # noqa: E402 - `idnode bench`: the harness lives in bench/
-
-cli.add_command(_bench)

@@ -2,12 +2,18 @@
 
 Load order: defaults (mirrored in config/idnode.toml) -> TOML file ->
 ``IDNODE_<SECTION>_<KEY>`` environment -> explicit overrides (CLI flags).
+The file is the first of: ``--config FILE``, ``IDNODE_CONFIG``,
+``<home>/idnode.toml``, ``config/idnode.toml`` (from the current directory)
+that is given or exists; with none, defaults (see :func:`find_config`).
+Every value is checked here, once: its type, its range (``_RANGES``) or its
+choices, so a bad one is refused with its key and where it came from.
 Nothing else in the node reads the environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -90,6 +96,9 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    # The configuration file that was read (None: defaults, environment and
+    # flags only). Where the settings came from, not a setting: not compared.
+    source: Path | None = field(default=None, compare=False)
 
     @property
     def home(self) -> Path:
@@ -100,10 +109,77 @@ class Settings:
         return _apply(self, overrides, "override")
 
 
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """The numbers a setting accepts: ``low..high``, or above ``low`` when
+    ``low`` itself makes no sense (a timeout of 0)."""
+    low: int | float
+    high: int | float | None = None
+    exclusive: bool = False
+
+    def admits(self, value: int | float) -> bool:
+        above = value > self.low if self.exclusive else value >= self.low
+        return above and (self.high is None or value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is not None:
+            return f"{self.low}..{self.high}"
+        return f"more than {self.low}" if self.exclusive else f"at least {self.low}"
+
+
+def _between(low: int, high: int) -> _Range:
+    return _Range(low, high)
+
+
+def _at_least(low: int | float) -> _Range:
+    return _Range(low)
+
+
+def _above(low: int | float) -> _Range:
+    return _Range(low, exclusive=True)
+
+
+_PORT = _between(0, 65535)          # 0: any free port
+_SECONDS = _above(0)                # a duration where 0 makes no sense
+
+# Every numeric setting and what it accepts (a new one without an entry gets
+# _NOT_NEGATIVE; tests/test_settings.py asks for an entry).
+_RANGES: dict[tuple[str, str], _Range] = {
+    ("node", "workers"): _between(0, 256),             # 0: one per CPU
+    ("http", "port"): _PORT,
+    ("http", "max_body_bytes"): _at_least(1),
+    ("http", "batch_max_items"): _at_least(1),
+    ("http", "page_size"): _at_least(1),
+    ("handle", "port"): _PORT,
+    ("handle", "idle_timeout"): _SECONDS,
+    ("handle", "max_message_bytes"): _at_least(64),     # an envelope and a header need more than that
+    ("handle", "site_serial"): _between(0, 65535),      # 16 bits on the wire
+    ("handle", "challenge_timeout"): _SECONDS,
+    ("handle", "max_challenges"): _at_least(1),
+    ("handle", "udp_timeout"): _SECONDS,
+    ("auth", "failure_delay"): _at_least(0),
+    ("auth", "lockout_failures"): _at_least(1),         # 0 would lock everyone out
+    ("auth", "lockout_seconds"): _SECONDS,
+    ("store", "poll_interval"): _SECONDS,               # 0 would poll without pause
+    ("cache", "max_entries"): _at_least(1),
+    ("cache", "max_bytes"): _at_least(1),
+    ("cache", "max_negative_entries"): _at_least(1),
+    ("cache", "max_ttl"): _SECONDS,
+    ("cache", "negative_ttl"): _at_least(0),
+    ("cache", "stale_seconds"): _at_least(0),           # 0: never serve stale
+    ("cache", "prefetch_seconds"): _at_least(0),        # 0: never prefetch
+    ("cache", "prefetch_min_hits"): _at_least(1),
+}
+_NOT_NEGATIVE = _at_least(0)
+
 _CHOICES = {
     ("log", "format"): {"text", "json"},
     ("log", "level"): {"debug", "info", "warning", "error"},
 }
+
+# Text settings that mean nothing empty (an empty http.bind would listen on
+# every interface).
+_NOT_EMPTY = {("node", "home"), ("node", "secondary_prefix"), ("http", "bind")}
 
 
 def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
@@ -116,27 +192,41 @@ def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
             if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                 raise ValueError
             return text in ("true", "1", "yes", "on")
+        if isinstance(value, bool) and typ in (int, "int", float, "float"):
+            raise ValueError
         if typ in (int, "int"):
-            if isinstance(value, bool):
-                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError          # 80.5 is not a port; int() would quietly make it 80
             out: Any = int(value)
         elif typ in (float, "float"):
             out = float(value)
         else:
             out = str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SettingsError(f"{where}: expected {typ}, got {value!r}") from None
-    if isinstance(out, (int, float)) and out < 0:
-        raise SettingsError(f"{where}: must not be negative")
+    if isinstance(out, float) and not math.isfinite(out):
+        raise SettingsError(f"{where}: must be a finite number, got {value!r}")
+    if isinstance(out, (int, float)):
+        allowed_range = _RANGES.get((section, name), _NOT_NEGATIVE)
+        if not allowed_range.admits(out):
+            raise SettingsError(f"{where}: must be {allowed_range}, got {out!r}")
+        return out
     allowed = _CHOICES.get((section, name))
     if allowed and out not in allowed:
-        raise SettingsError(f"{where}: must be one of {sorted(allowed)}")
+        raise SettingsError(f"{where}: must be one of {sorted(allowed)}, got {out!r}")
+    if not out.strip() and (section, name) in _NOT_EMPTY:
+        raise SettingsError(f"{where}: must not be empty")
     return out
+
+
+def _sections(settings: Settings) -> dict[str, Any]:
+    """The [section] objects of ``settings`` (every field but ``source``)."""
+    return {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "source"}
 
 
 def _apply(settings: Settings, flat: Mapping[str, Any], origin: str) -> Settings:
     """Apply ``{"section.key": value}`` to a Settings object."""
-    sections = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    sections = _sections(settings)
     changes: dict[str, dict[str, Any]] = {}
     for dotted, value in flat.items():
         if value is None:
@@ -163,25 +253,51 @@ def _flatten_toml(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
-    defaults = Settings()
-    for sec in fields(defaults):
-        for f in fields(getattr(defaults, sec.name)):
-            name = f"IDNODE_{sec.name}_{f.name}".upper()
+    for section, defaults in _sections(Settings()).items():
+        for f in fields(defaults):
+            name = f"IDNODE_{section}_{f.name}".upper()
             if name in env:
-                flat[f"{sec.name}.{f.name}"] = env[name]
+                flat[f"{section}.{f.name}"] = env[name]
     if "IDNODE_HOME" in env:
         flat["node.home"] = env["IDNODE_HOME"]
     return flat
 
 
+CONFIG_NAME = "idnode.toml"                          # looked for in the node's home
+FALLBACK_CONFIG = Path("config") / CONFIG_NAME       # then in the current directory
+
+
+def find_config(config_file: str | os.PathLike | None, env: Mapping[str, str],
+                overrides: Mapping[str, Any] | None = None) -> Path | None:
+    """The configuration file to read, the first of:
+
+    1. ``config_file`` (``--config FILE``), then ``IDNODE_CONFIG``: read, so
+       a missing one is an error;
+    2. ``<home>/idnode.toml``, the home being the flags' or the
+       environment's (``--home``, ``IDNODE_HOME``), else ``./var``;
+    3. ``config/idnode.toml`` under the current directory;
+
+    the last two only if they exist. None: no file, defaults only.
+    """
+    explicit = config_file or env.get("IDNODE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = (overrides or {}).get("node.home") or _from_env(env).get("node.home") or NodeSettings().home
+    for candidate in (Path(home) / CONFIG_NAME, FALLBACK_CONFIG):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def load_settings(config_file: str | os.PathLike | None = None,
                   env: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Build the one Settings object: file -> environment -> overrides."""
+    """Build the one Settings object: file (see :func:`find_config`) ->
+    environment -> overrides. ``source`` names the file read, if any."""
     env = os.environ if env is None else env
     settings = Settings()
-    path = config_file or env.get("IDNODE_CONFIG")
-    if path:
+    path = find_config(config_file, env, overrides)
+    if path is not None:
         try:
             with open(path, "rb") as fh:
                 data = tomllib.load(fh)
@@ -190,6 +306,7 @@ def load_settings(config_file: str | os.PathLike | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config file {path}: {exc}") from None
         settings = _apply(settings, _flatten_toml(data, str(path)), str(path))
+        settings = dataclasses.replace(settings, source=path)
     settings = _apply(settings, _from_env(env), "environment")
     if overrides:
         settings = _apply(settings, overrides, "command line")

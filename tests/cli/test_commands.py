@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 import sqlite3
 import stat
+import subprocess
+import sys
+from importlib.metadata import EntryPoint, version
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from registry.secrets import verify_password
+from resolver import cli as cli_module
+from resolver.cli import PLUGIN_GROUP, cli
 
-from .conftest import ENT_PASSWORD, Idnode, assert_error
+from .conftest import CLEAN_ENV, ENT_PASSWORD, Idnode, assert_error
 
 SECRET_LINE = re.compile(r"^secret: (\S+)$", re.M)
 
@@ -204,3 +210,77 @@ def test_locked_store_is_one_line(node):
     finally:
         db.close()
     node.ok("register", "88.118.8/locked", "--url", "https://e.example/u")
+
+
+# ---------------------------------------------------------------- settings
+
+@pytest.mark.parametrize("args,env,needle", [
+    (["serve", "--http-port", "99999"], {}, "http.port (from command line): must be 0..65535, got 99999"),
+    (["serve", "--hs-port", "-1"], {}, "handle.port (from command line): must be 0..65535, got -1"),
+    (["serve", "--workers", "257"], {}, "node.workers (from command line): must be 0..256, got 257"),
+    (["prefix", "list"], {"IDNODE_HTTP_PORT": "99999"}, "http.port (from environment): must be 0..65535, got 99999"),
+    (["prefix", "list"], {"IDNODE_HANDLE_MAX_MESSAGE_BYTES": "10"},
+     "handle.max_message_bytes (from environment): must be at least 64, got 10"),
+])
+def test_out_of_range_settings_are_one_line(node, args, env, needle):
+    assert_error(node(*args, env=env), needle)
+
+
+def test_the_homes_config_file_is_read_unless_another_is_given(node, tmp_path):
+    in_home = node.home / "idnode.toml"
+    in_home.write_text("[cache]\nmax_entries = 0\n")
+    assert_error(node("prefix", "list"), f"cache.max_entries (from {in_home}): must be at least 1, got 0")
+    assert_error(node("prefix", "list", env={"IDNODE_CONFIG": str(tmp_path / "none.toml")}), "cannot read config file")
+    given = tmp_path / "given.toml"
+    given.write_text("[cache]\nmax_entries = 10\n")
+    node.ok("--config", str(given), "prefix", "list")
+    node.ok("prefix", "list", env={"IDNODE_CONFIG": str(given)})
+
+
+def test_version_is_the_installed_distributions(idnode):
+    assert idnode.ok("--version").stdout == f"idnode {version('idnode')}\n"
+
+
+def test_home_after_the_command_is_the_same_as_before_it(tmp_path):
+    home, other = tmp_path / "home", tmp_path / "other"
+
+    def ok(*args: object, input: str | None = None) -> str:
+        result = CliRunner().invoke(cli, list(map(str, args)), input=input, env=CLEAN_ENV, catch_exceptions=False)
+        assert result.exit_code == 0, (args, result.stdout, result.stderr)
+        return result.stdout
+
+    assert f"initialised node 88.118 in {home}" in ok("init", "--home", home)
+    assert "created prefix 88.118.8" in ok("prefix", "create", "88.118.8", "--home", home, "--owner", "Acme",
+                                           "--password-stdin", input=ENT_PASSWORD + "\n")
+    assert "88.118.8" in ok("prefix", "--home", home, "list")           # on a group too
+    ok("register", "88.118.8/x", "--url", "https://acme.example/x", "--home", home)
+    assert ok("resolve", "--home", home, "88.118.8/x") == "1 URL https://acme.example/x\n"
+    # given twice, the one nearer the command wins
+    assert "owner:" in ok("--home", other, "prefix", "show", "88.118.8", "--home", home)
+    assert "owner:" in ok("--home", other, "prefix", "--home", home, "show", "88.118.8")
+    assert not other.exists()
+    assert "--home DIR" in ok("serve", "--help") and "--home DIR" in ok("prefix", "create", "--help")
+
+
+# ---------------------------------------------------------------- plugged-in commands
+
+def test_bench_plugs_in_through_an_entry_point(idnode):
+    assert re.search(r"^  bench\s", idnode.ok("--help").stdout, re.M)
+    assert re.search(r"^hs-udp-hot\s", idnode.ok("bench", "--list").stdout, re.M)
+
+
+def test_resolver_never_imports_bench():
+    code = ("import sys, resolver.cli, resolver.server\n"
+            "sys.exit(sorted(m for m in sys.modules if m == 'bench' or m.startswith('bench.')) or None)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_broken_plugin_is_one_line(idnode, monkeypatch):
+    plugins = {"broken": EntryPoint("broken", "no_such_module_here:command", PLUGIN_GROUP),
+               "odd": EntryPoint("odd", "os:sep", PLUGIN_GROUP)}
+    monkeypatch.setattr(cli_module, "_plugins", lambda: plugins)
+    assert_error(idnode("broken"), "command 'broken' (no_such_module_here:command) cannot be loaded: "
+                                   "ModuleNotFoundError")
+    assert_error(idnode("odd"), "command 'odd' (os:sep) is not a click command")
+    assert_error(idnode("bench", "--list"), "No such command 'bench'", status=2)

@@ -27,9 +27,10 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
 
 
-def start(*args, home, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start(*args, home, env: dict[str, str] | None = None, cwd=None) -> subprocess.Popen:
     return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env={**clean_env(), **(env or {})},
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd)
 
 
 class Lines:
@@ -118,6 +119,30 @@ def test_serve_then_resolve_over_http(node):
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=DEADLINE) == 0
         assert any('"stopped"' in line for line in logs.rest())
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+@pytest.mark.parametrize("in_home", [True, False])
+def test_serve_logs_which_settings_file_it_read(node, tmp_path, in_home):
+    if in_home:     # <home>/idnode.toml asks for JSON logs: a JSON line shows it was read
+        (node.home / "idnode.toml").write_text('[log]\nformat = "json"\n')
+        flags, expected = [], f"settings from {node.home / 'idnode.toml'}"
+    else:           # started where there is no config/idnode.toml either
+        flags, expected = ["--log-format", "json"], "settings: defaults, environment and flags only"
+    server = start(*flags, "serve", "--workers", "1", "--http-port", "0", "--hs-port", "0", home=node.home,
+                   cwd=tmp_path)
+    try:
+        logs = Lines(server.stderr)
+        until = time.monotonic() + DEADLINE
+        events = [next_event(logs, until)]
+        while events[-1].get("event") != "serving":
+            events.append(next_event(logs, until))
+        assert events[0]["event"] == expected, events
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=DEADLINE) == 0
     finally:
         if server.poll() is None:
             server.kill()
