@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_HANDLE_BYTES = 255
 
@@ -53,16 +53,18 @@ def parse_prefix(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Handle:
+    """A parsed identifier. ``text`` (as given, NFC) and ``key`` (its
+    comparison key) are computed once: every stage of a resolution reads them."""
+
     prefix: str
     suffix: str
+    text: str = field(init=False, compare=False, repr=False)
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def text(self) -> str:
-        return f"{self.prefix}/{self.suffix}"
-
-    @property
-    def key(self) -> str:
-        return handle_key(self.text)
+    def __post_init__(self) -> None:
+        text = f"{self.prefix}/{self.suffix}"
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "key", handle_key(text))
 
     @property
     def prefix_key(self) -> str:

@@ -3,9 +3,11 @@
 Every route is registered here, in order, each handler wrapped once by
 :func:`instrument`, which turns every failure into the API's error shape
 (never a traceback) and counts the request under the handler's name with
-metric children looked up at start-up. There is no middleware, so a request
-costs nothing beyond its own handler. A last catch-all answers paths no
-route serves with the same error shape.
+metric children looked up at start-up. A handler may have a synchronous
+``hot`` half (the cache hit of ``GET /api/handles/{handle}``): its answers
+are counted but not timed, as the Handle protocol's fast tier. There is no
+middleware, so a request costs nothing beyond its own handler. A last
+catch-all answers paths no route serves with the same error shape.
 """
 
 from __future__ import annotations
@@ -14,15 +16,13 @@ import logging
 import time
 from typing import Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from protocol.codes import RC
 
 from . import batch, prefixes, proxy, rest
-from .bodies import RC_KEY
 from .core.errors import Refused
-from .errors import ApiError, from_refused
+from .errors import RC_KEY, ApiError, error_response, from_refused
 from .hs import http as hs_http
 from .hs.service import HandleService
 from .node import NODE, Node
@@ -34,35 +34,34 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STATUS_RC = {401: RC.AUTHENTICATION_NEEDED, 404: RC.HANDLE_NOT_FOUND, 413: RC.ERROR}
 
 
-def _error(status: int, code: int, message: str, handle: str | None, headers=None) -> web.Response:
-    body = {"responseCode": int(code), "handle": handle, "message": message}
-    resp = web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
-    resp[RC_KEY] = int(code)
-    return resp
-
-
 def instrument(node: Node, handler: Handler) -> Handler:
     """``handler`` with the error shape and its request metrics."""
     op = node.metrics.op("rest", handler.__name__)
+    hot = getattr(handler, "hot", None)
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
+        if hot is not None:
+            resp = hot(request)
+            if resp is not None:
+                op.result(resp[RC_KEY]).inc()
+                return resp
         start = time.perf_counter()
         try:
             resp = await handler(request)
         except ApiError as exc:
-            resp = _error(exc.status, exc.code, exc.message, exc.handle, exc.headers)
+            resp = error_response(exc.status, exc.code, exc.message, exc.handle, exc.headers)
         except Refused as exc:
             api = from_refused(exc, request.match_info.get("handle"))
-            resp = _error(api.status, api.code, api.message, api.handle, api.headers)
+            resp = error_response(api.status, api.code, api.message, api.handle, api.headers)
         except web.HTTPException as exc:
             if exc.status < 400:               # the proxy's redirects
                 op.observe(RC.SUCCESS, time.perf_counter() - start)
                 raise
-            resp = _error(exc.status, _STATUS_RC.get(exc.status, RC.ERROR), exc.reason,
+            resp = error_response(exc.status, _STATUS_RC.get(exc.status, RC.ERROR), exc.reason,
                           request.match_info.get("handle"))
         except Exception:  # noqa: BLE001 - the last line of defence
             log.exception("unhandled error", extra={"path": request.path, "method": request.method})
-            resp = _error(500, RC.ERROR, "internal error", request.match_info.get("handle"))
+            resp = error_response(500, RC.ERROR, "internal error", request.match_info.get("handle"))
         op.observe(resp.get(RC_KEY, RC.SUCCESS if resp.status < 400 else RC.ERROR), time.perf_counter() - start)
         return resp
 

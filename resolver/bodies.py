@@ -10,12 +10,10 @@ from aiohttp import web
 
 from protocol.codes import RC
 
-from .errors import ApiError
+from .errors import RC_KEY, ApiError
 from .node import NODE
 
 JSON = "application/json"
-# The Handle responseCode of a response, read by the metrics middleware.
-RC_KEY = web.ResponseKey("idnode.rc", int)
 CBOR = "application/cbor"
 
 

@@ -71,7 +71,7 @@ class Entry:
         self.hits = 0
         self.prefetching = False
         self.memo: dict[Any, Any] | None = None
-        self.size = ENTRY_OVERHEAD + 2 * len(key) + record_size(record)
+        self.size = 0                   # charged when the cache keeps it
 
     @property
     def found(self) -> bool:
@@ -124,6 +124,7 @@ class Cache:
         entry.expires = now + ttl
         entry.stale_until = now + ttl + s.stale_seconds
         self.invalidate(entry.key)
+        entry.size += ENTRY_OVERHEAD + 2 * len(entry.key) + record_size(entry.record)
         if entry.status == FOUND:
             self._found[entry.key] = entry
             self.bytes += entry.size

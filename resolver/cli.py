@@ -484,7 +484,7 @@ async def _resolve_local(core: Core, handle: str) -> dict:
     """The operator's view: every value but secrets (as the node admin sees it)."""
     view = await core.resolve(Query(parse_handle(handle), caller=OPERATOR))
     if view.code == RC.HANDLE_NOT_FOUND:
-        raise Refused(view.code, f"{handle}: {view.message}")
+        return {"responseCode": int(view.code), "handle": handle, "message": f"{handle}: {view.message}"}
     return record_to_json(view.handle, view.values, int(view.code))
 
 
@@ -524,6 +524,9 @@ def resolve(obj: Cli, handle: str, server: str | None, hs_server: str | None, ud
         doc = with_core(obj.settings(), lambda core: _resolve_local(core, handle))
     if as_json:
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+    if doc.get("responseCode") == RC.HANDLE_NOT_FOUND:
+        raise CliError(doc["message"])
+    if as_json:
         return
     for v in doc.get("values", []):
         click.echo(f"{v.get('index')} {v.get('type')} {_data_text(v.get('data'))}")

@@ -3,9 +3,15 @@ with the HTTP status the Handle.Net REST API gives that response code."""
 
 from __future__ import annotations
 
+import orjson
+from aiohttp import web
+
 from protocol.codes import RC
 
 from .core.errors import Refused
+
+# The Handle responseCode of a response, read by the metrics wrapper.
+RC_KEY = web.ResponseKey("idnode.rc", int)
 
 # HTTP status for a Handle response code, as the Handle.Net REST API answers.
 STATUS = {
@@ -38,6 +44,14 @@ class ApiError(Exception):
         self.message = message
         self.handle = handle
         self.headers = headers or {}
+
+
+def error_response(status: int, code: int, message: str, handle: str | None, headers=None) -> web.Response:
+    """The error shape as a response."""
+    body = {"responseCode": int(code), "handle": handle, "message": message}
+    resp = web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+    resp[RC_KEY] = int(code)
+    return resp
 
 
 def from_refused(exc: Refused, handle: str | None) -> ApiError:

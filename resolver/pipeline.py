@@ -35,17 +35,18 @@ class Pipeline:
             stage.next = following.resolve
         self.resolve: Callable[[Query], Awaitable[Entry]] = stages[0].resolve
         self.cache_stage = next((s for s in stages if isinstance(s, CacheStage)), None)
-        self.cached: Callable[[str], Entry | None] = (
-            self.cache_stage.peek if self.cache_stage is not None else (lambda key: None))
+        if self.cache_stage is stages[0]:
+            self.cached: Callable[[str], Entry | None] = self.cache_stage.peek
+            self._after_peek = self.cache_stage.miss
+        else:
+            self.cached = lambda key: None
+            self._after_peek = self.resolve
+        self.cache = self.cache_stage.cache if self.cache_stage is not None else None
 
     def lookup(self, query: Query) -> "Entry | Awaitable[Entry]":
         """The entry for ``query``: itself when cached, else an awaitable of it."""
         entry = self.cached(query.handle.key)
-        return entry if entry is not None else self.resolve(query)
-
-    @property
-    def cache(self):
-        return self.cache_stage.cache if self.cache_stage is not None else None
+        return entry if entry is not None else self._after_peek(query)
 
     async def start(self) -> None:
         for stage in self.stages:

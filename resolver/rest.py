@@ -18,13 +18,13 @@ from protocol.codes import RC
 from protocol.identifier import Handle, InvalidHandle, handle_key, parse_handle
 from protocol.jsoncodec import JsonValueError, value_to_json, values_from_json
 
-from .bodies import RC_KEY, read_body, respond
+from .bodies import read_body, respond
 from .cache import FOUND, Entry
 from .core import View
 from .core.reads import public_view
 from .core.caller import Caller
 from .core.errors import Refused
-from .errors import ApiError, from_refused
+from .errors import RC_KEY, ApiError, error_response, from_refused
 from .node import NODE, Node
 from .query import Query
 
@@ -104,23 +104,29 @@ def memoised(cache, entry: Entry, asked: str) -> tuple[int, bytes]:
 
 def _public_response(node: Node, entry: Entry, asked: str) -> web.Response:
     if entry.status != FOUND:
-        view = node.core.public_view(entry, asked)
-        raise ApiError(404, view.code, view.message, asked)
+        view = public_view(entry, asked)
+        return error_response(404, view.code, view.message, asked)
     code, body = memoised(node.pipeline.cache, entry, asked)
     resp = web.Response(body=body, headers=_JSON_HEADERS)
     resp[RC_KEY] = code
     return resp
 
 
+def cached_get(request: web.Request) -> web.Response | None:
+    """The hot half of :func:`get_handle`: an anonymous, unfiltered request the
+    cache answers (for the text as given: only valid, NFC identifiers are ever
+    cached, so a hit needs no parsing); None for everything else."""
+    if request.query_string or "Authorization" in request.headers:
+        return None
+    node = request.app[NODE]
+    text = request.match_info["handle"]
+    entry = node.pipeline.cached(handle_key(text))
+    return _public_response(node, entry, text) if entry is not None else None
+
+
 async def get_handle(request: web.Request) -> web.Response:
     node = request.app[NODE]
     text = request.match_info["handle"]
-    if not request.query_string and "Authorization" not in request.headers:
-        # The hot path: a cached answer for the text as given. Only valid,
-        # NFC identifiers are ever cached, so a hit needs no parsing.
-        entry = node.pipeline.cached(handle_key(text))
-        if entry is not None:
-            return _public_response(node, entry, text)
     handle = parse(text)
     indexes = indexes_of(request, text)
     types = tuple(request.query.getall("type", []))
@@ -136,6 +142,9 @@ async def get_handle(request: web.Request) -> web.Response:
     if view.code == RC.HANDLE_NOT_FOUND:
         raise ApiError(404, view.code, view.message, text)
     return respond(request, view_body(view))
+
+
+get_handle.hot = cached_get       # type: ignore[attr-defined]
 
 
 async def put_handle(request: web.Request) -> web.Response:

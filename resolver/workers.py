@@ -27,6 +27,7 @@ import time
 from multiprocessing.connection import wait
 
 from . import logs
+from .hs.site import hs_bind
 from .settings import Settings
 from .shared import SharedState, shared_path
 
@@ -41,19 +42,35 @@ def worker_count(settings: Settings) -> int:
     return settings.node.workers or os.cpu_count() or 1
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+PORT_ATTEMPTS = 50
+
+
+def _free_port(host: str, *, udp_too: bool) -> int:
+    """A port free on ``host`` for TCP (and, with ``udp_too``, for UDP as well:
+    the Handle protocol listens on one number for both)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(PORT_ATTEMPTS):
+        with socket.socket(family, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            if not udp_too:
+                return port
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise OSError(f"no port free for both TCP and UDP on {host}")
 
 
 def fixed_ports(settings: Settings) -> Settings:
     """Workers must agree on ports: turn port 0 into one free port for all."""
     changes = {}
     if settings.http.port == 0:
-        changes["http.port"] = _free_port(socket.SOCK_STREAM)
+        changes["http.port"] = _free_port(settings.http.bind, udp_too=False)
     if settings.handle.port == 0:
-        changes["handle.port"] = _free_port(socket.SOCK_DGRAM)
+        changes["handle.port"] = _free_port(hs_bind(settings), udp_too=True)
     return settings.with_overrides(changes) if changes else settings
 
 

@@ -130,8 +130,9 @@ def _more(msg: Message) -> bool:
 class TcpChannel:
     """One TCP connection, opened on first use and kept for the next requests."""
 
-    def __init__(self, host: str, port: int, limits: Limits):
+    def __init__(self, host: str, port: int, limits: Limits, local_host: str | None = None):
         self.host, self.port, self.limits = host, port, limits
+        self._local = (local_host, 0) if local_host else None
         self.connects = 0
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -149,7 +150,7 @@ class TcpChannel:
 
     async def _exchange(self, wire: bytes, request_id: int) -> list[Message]:
         if self._writer is None or self._writer.is_closing() or self._reader.at_eof():
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, local_addr=self._local)
             self.connects += 1
         self._writer.write(wire)
         await self._writer.drain()
@@ -185,8 +186,9 @@ class _Datagrams(asyncio.DatagramProtocol):
 class UdpChannel:
     """A connected UDP socket; requests and replies of any size in 492-byte packets."""
 
-    def __init__(self, host: str, port: int, limits: Limits, timeout: float):
+    def __init__(self, host: str, port: int, limits: Limits, timeout: float, local_host: str | None = None):
         self.host, self.port, self.limits = host, port, limits
+        self._local = (local_host, 0) if local_host else None
         self._reassembler = Reassembler(timeout=timeout, limits=limits)
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _Datagrams | None = None
@@ -195,7 +197,7 @@ class UdpChannel:
         if self._transport is None:
             loop = asyncio.get_running_loop()
             self._transport, self._protocol = await loop.create_datagram_endpoint(
-                _Datagrams, remote_addr=(self.host, self.port))
+                _Datagrams, remote_addr=(self.host, self.port), local_addr=self._local)
         for datagram in split_datagrams(wire):
             self._transport.sendto(datagram)
         replies: list[Message] = []
@@ -219,14 +221,15 @@ class UdpChannel:
 class HttpChannel:
     """``POST /{handle}`` with the message as the body."""
 
-    def __init__(self, host: str, port: int, limits: Limits):
+    def __init__(self, host: str, port: int, limits: Limits, local_host: str | None = None):
         self.base = f"http://{host}:{port}"
         self.limits = limits
+        self._local = (local_host, 0) if local_host else None
         self._session: aiohttp.ClientSession | None = None
 
     async def exchange(self, wire: bytes, request_id: int, handle: str) -> list[Message]:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=self._local))
         url = f"{self.base}/{quote(handle, safe='')}"
         headers = {"Content-Type": HDL_MIME_TYPE, "Accept": HDL_MIME_TYPE}
         async with self._session.post(url, data=wire, headers=headers) as resp:
@@ -248,13 +251,14 @@ class HandleClient:
 
     def __init__(self, host: str, port: int, *, transport: str = "tcp", timeout: float = 10.0,
                  clock: Callable[[], float] = time.time, version: Version = MAX_VERSION,
-                 limits: Limits = CLIENT_LIMITS):
+                 limits: Limits = CLIENT_LIMITS, local_host: str | None = None):
+        """``local_host``: the address to send from (None: the system's choice)."""
         if transport == "tcp":
-            self.channel: Any = TcpChannel(host, port, limits)
+            self.channel: Any = TcpChannel(host, port, limits, local_host)
         elif transport == "udp":
-            self.channel = UdpChannel(host, port, limits, timeout)
+            self.channel = UdpChannel(host, port, limits, timeout, local_host)
         elif transport == "http":
-            self.channel = HttpChannel(host, port, limits)
+            self.channel = HttpChannel(host, port, limits, local_host)
         else:
             raise ValueError(f"unknown transport {transport!r}")
         self.transport, self.timeout, self.clock, self.version = transport, timeout, clock, version
@@ -342,8 +346,9 @@ class HandleClient:
             raise HandleTransportError(f"malformed site information: {exc}") from None
 
     async def create_handle(self, handle: str, values: Sequence[HandleValue], auth: Auth, *,
-                            mint: bool = False) -> str:
-        flags = OpFlag.MINT if mint else OpFlag(0)
+                            mint: bool = False, overwrite: bool = False) -> str:
+        """Create ``handle``; with ``overwrite`` (OVRW) replace the values of one that exists."""
+        flags = (OpFlag.MINT if mint else OpFlag(0)) | (OpFlag.OVRW if overwrite else OpFlag(0))
         reply = (await self.send(self.request(CreateHandleRequest(handle, tuple(values)), op_flags=flags), auth))[0]
         return reply.body.handle or handle
 

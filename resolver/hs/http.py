@@ -9,6 +9,8 @@ the message names its handle. Paths under ``/api/`` stay the REST API's.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from protocol.codes import RC
@@ -28,7 +30,10 @@ async def hdl_message(request: web.Request) -> web.Response:
     data = await request.read()
     replies = service.handle(data, request.remote or "?", "http")
     if type(replies) is not bytes:
-        replies = b"".join([reply async for reply in replies])
+        if asyncio.iscoroutine(replies):
+            replies = await replies
+        else:
+            replies = b"".join([reply async for reply in replies])
     if not replies:
         return web.Response(status=400)
     return web.Response(body=replies, content_type=HDL_MIME_TYPE)

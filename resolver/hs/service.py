@@ -15,8 +15,9 @@ The service answers in three tiers, with one pipeline lookup per request:
    challenge-response (:mod:`.admin`), each through the operations layer.
 
 ``handle`` returns the reply bytes (UDP: the list of datagrams) for the fast
-tier, else an async iterator of replies (several for list handles, none when
-the input is dropped). Replies are in the request's protocol version, echo
+tier, a coroutine of them for the plain tier, and an async iterator of
+replies for the full tier (several for list handles, none when the input is
+dropped). Replies are in the request's protocol version, echo
 its request and session ids, carry AT, the request digest when RD asked,
 this node's site serial, and expire twelve hours after the service's clock
 (injectable; tests never use the real one).
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Coroutine
 
 from protocol.codes import RC
 from protocol.handle import (Challenge, ErrorResponse, GetSiteInfoResponse, HandleProtocolError, Limits, Message,
@@ -57,6 +58,7 @@ from .metrics import HsMetrics
 log = logging.getLogger("idnode.hs")
 
 _PO = int(OpFlag.PO)
+_SUCCESS = int(RC.SUCCESS)
 _HS = "hs"                      # the service's key in an entry's memo
 
 ADMIN_OPS = frozenset({OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VALUE, OpCode.REMOVE_VALUE,
@@ -66,7 +68,7 @@ ADMIN_OPS = frozenset({OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VA
 def rendering(view: View) -> tuple[int, tuple[bytes, ...], int]:
     """A view as the fast tier keeps it: (code, the answer body cut where UDP
     datagrams cut it, the body's length)."""
-    if view.code == RC.SUCCESS:
+    if view.code == _SUCCESS:
         body = ResolutionResponse(view.handle, view.values).to_bytes()
     else:
         body = ErrorResponse(view.message).to_bytes()
@@ -97,6 +99,8 @@ class HandleService:
         self.settings = settings
         self.core = core
         self.pipeline = core.pipeline
+        self._cached = core.pipeline.cached
+        self._cache = core.pipeline.cache
         self.limits = Limits(max_message_bytes=hs.max_message_bytes)
         self._max_bytes = 20 + hs.max_message_bytes        # the full path refuses anything longer
         self.clock = clock
@@ -115,7 +119,8 @@ class HandleService:
 
     # ------------------------------------------------------------------ the entry point
 
-    def handle(self, data: bytes, peer: str, transport: str) -> "bytes | list[bytes] | AsyncIterator[bytes]":
+    def handle(self, data: bytes, peer: str,
+               transport: str) -> "bytes | list[bytes] | Coroutine | AsyncIterator[bytes | list[bytes]]":
         """The replies to one request (see the module docstring)."""
         req = peek_plain_resolution(data)
         if req is None or (req.session_id and not req.op_flags & _PO) or len(data) > self._max_bytes:
@@ -123,17 +128,17 @@ class HandleService:
         now = int(self.clock())
         if req.expiration and req.expiration < now:
             return self.full(data, peer, transport)
-        entry = self.pipeline.cached(handle_key(req.handle))
+        entry = self._cached(handle_key(req.handle))
         if entry is None:
-            return self._plain_miss(req, peer, transport)
+            return self._plain_miss(req, transport)
         code, reply = self._plain_reply(req, entry, transport, now)
         self._resolution[transport].result(code).inc()
         return reply
 
     def _plain_reply(self, req: PlainResolution, entry: Entry, transport: str,
                      now: int) -> tuple[int, "bytes | list[bytes]"]:
-        code, parts, body_len = memoised(self.pipeline.cache, entry)
-        if code == RC.SUCCESS and req.handle != entry.handle:
+        code, parts, body_len = memoised(self._cache, entry)
+        if code == _SUCCESS and req.handle != entry.handle:
             # Another spelling (case, NFC, slashless): the answer names the handle as asked.
             body = ResolutionResponse(req.handle, self.core.public_view(entry, req.handle).values).to_bytes()
             parts, body_len = udp_parts(body), len(body)
@@ -147,18 +152,17 @@ class HandleService:
         make = plain_datagrams if transport == "udp" else plain_reply
         return make(req, code, udp_parts(body), len(body), now=now, site_serial=self._serial)
 
-    async def _plain_miss(self, req: PlainResolution, peer: str, transport: str) -> AsyncIterator["bytes | list"]:
-        """A plain resolution the cache could not answer: one pipeline read."""
+    async def _plain_miss(self, req: PlainResolution, transport: str) -> "bytes | list[bytes]":
+        """A plain resolution the cache could not answer: one pipeline read (anonymous)."""
         start = time.perf_counter()
         try:
-            handle = admin.parse(req.handle)
-            entry = await self.core.entry(Query(handle, caller=anonymous(peer)))
+            entry = await self.core.entry(Query(admin.parse(req.handle)))
         except Refused as exc:
             code, reply = exc.code, self._plain_error(req, exc.code, exc.message, transport)
         else:
             code, reply = self._plain_reply(req, entry, transport, int(self.clock()))
         self._resolution[transport].observe(code, time.perf_counter() - start)
-        yield reply
+        return reply
 
     async def full(self, data: bytes, peer: str, transport: str) -> AsyncIterator["bytes | list[bytes]"]:
         """The full tier alone: decode, dispatch, encode (UDP: cut into datagrams)."""

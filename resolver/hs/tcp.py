@@ -65,6 +65,10 @@ class TcpConnection(asyncio.Protocol):
         self._writable.set()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
+        for item in self._queue:               # answers never to be sent: let them go quietly
+            if asyncio.iscoroutine(item):
+                item.close()
+        self._queue.clear()
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -121,6 +125,8 @@ class TcpConnection(asyncio.Protocol):
                         transport.write(reply)
                     continue
                 replies = self._service.handle(item, self.peer, "tcp") if type(item) is bytes else item
+                if type(replies) is not bytes and asyncio.iscoroutine(replies):
+                    replies = await replies            # the plain tier: one answer
                 if type(replies) is bytes:
                     transport.write(replies)
                     await self._writable.wait()

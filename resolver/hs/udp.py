@@ -93,14 +93,23 @@ class UdpServer(asyncio.DatagramProtocol):
         pass                      # ICMP errors from a client gone away: nothing to do
 
     async def _send(self, replies, addr) -> None:
+        """Send the datagrams of a coroutine's answer (the plain tier) or of
+        every answer of an async iterator (the full tier)."""
         try:
+            if asyncio.iscoroutine(replies):
+                self._sendall(await replies, addr)
+                return
             async for datagrams in replies:
-                if self.transport is None or self.transport.is_closing():
-                    return
-                for datagram in datagrams:
-                    self.transport.sendto(datagram, addr)
+                self._sendall(datagrams, addr)
         except Exception:  # noqa: BLE001 - one bad request must not stop the server
             log.exception("udp request failed", extra={"peer": str(addr[0])})
+
+    def _sendall(self, datagrams: list[bytes], addr) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for datagram in datagrams:
+            transport.sendto(datagram, addr)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop receiving, let answers in progress finish (up to ``timeout``), then cancel them."""

@@ -15,59 +15,13 @@ import time
 import orjson
 import pytest
 
+from tests.processes import DEADLINE, Lines, clean_env, next_event, start
+
 from .conftest import IDNODE, Idnode, assert_error
 
 ROWS = 100_000
 BATCH = 2000
 ACK = re.compile(r"^idnode: batch (\d+) committed: lines (\d+)-(\d+), imported (\d+)")
-DEADLINE = 60.0       # a safety net against a hung child, not a readiness wait
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
-
-
-def start(*args, home, env: dict[str, str] | None = None, cwd=None) -> subprocess.Popen:
-    return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env={**clean_env(), **(env or {})},
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=cwd)
-
-
-class Lines:
-    """The lines a child writes to a pipe, read on a thread so a wait can have a deadline."""
-
-    def __init__(self, pipe) -> None:
-        self._q: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
-
-    def _pump(self, pipe) -> None:
-        for line in pipe:
-            self._q.put(line.rstrip("\n"))
-        self._q.put(None)
-
-    def next(self, until: float) -> str | None:
-        """The next line; None at end of file. Fails the test past the deadline."""
-        try:
-            line = self._q.get(timeout=max(0.0, until - time.monotonic()))
-        except queue.Empty:
-            pytest.fail(f"no output from the child before the deadline; so far: {self.seen[-5:]}")
-        if line is not None:
-            self.seen.append(line)
-        return line
-
-    def rest(self) -> list[str]:
-        until = time.monotonic() + DEADLINE
-        while self.next(until) is not None:
-            pass
-        return self.seen
-
-
-def next_event(logs: Lines, until: float) -> dict:
-    """The next JSON log event of a serving child; fails the test if it exited."""
-    line = logs.next(until)
-    assert line is not None, f"serve exited: {logs.seen}"
-    return orjson.loads(line)
 
 
 def run(*args, home, input: str | None = None) -> subprocess.CompletedProcess:

@@ -104,11 +104,16 @@ class CacheStage:
         return entry
 
     async def resolve(self, query: Query) -> Entry:
-        """A miss: the next stages' answer, one read for concurrent misses of one key."""
-        key = query.handle.key
-        entry = self.peek(key)
+        """The cached answer, or the next stages'."""
+        entry = self.peek(query.handle.key)
         if entry is not None:
             return entry
+        return await self.miss(query)
+
+    async def miss(self, query: Query) -> Entry:
+        """The next stages' answer, one read for concurrent misses of one key
+        (for a query the cache was just asked about)."""
+        key = query.handle.key
         self.metrics.misses.inc()
         pending = self._inflight.get(key)
         if pending is not None:

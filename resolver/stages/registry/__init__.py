@@ -16,8 +16,6 @@ class RegistryStage:
 
     def __init__(self, store: HandleStore, registry: CollectorRegistry) -> None:
         self._store = store
-        self._reads = Counter("idnode_registry_reads_total", "Identifiers read from the registry on a resolution.",
-                              registry=registry)
         self._unavailable = Counter("idnode_registry_unavailable_total",
                                     "Resolutions the registry could not answer (busy, down).", registry=registry)
         self.next = None                      # the last stage
@@ -29,7 +27,6 @@ class RegistryStage:
         pass
 
     async def resolve(self, query: Query) -> Entry:
-        self._reads.inc()
         try:
             record = await self._store.get_handle(query.handle)
         except StoreUnavailable:

@@ -1,0 +1,97 @@
+"""Real `idnode` processes for the tests: start one, read its lines with a deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+IDNODE = Path(sys.executable).with_name("idnode")     # the console script in .venv/bin
+DEADLINE = 60.0       # a safety net against a hung child, not a readiness wait
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
+
+
+def start(*args, home, env: dict[str, str] | None = None, cwd=None) -> subprocess.Popen:
+    return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env={**clean_env(), **(env or {})},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd)
+
+
+class Lines:
+    """The lines a child writes to a pipe, read on a thread so a wait can have a deadline."""
+
+    def __init__(self, pipe) -> None:
+        self._q: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
+
+    def _pump(self, pipe) -> None:
+        for line in pipe:
+            self._q.put(line.rstrip("\n"))
+        self._q.put(None)
+
+    def next(self, until: float) -> str | None:
+        """The next line; None at end of file. Fails the test past the deadline."""
+        try:
+            line = self._q.get(timeout=max(0.0, until - time.monotonic()))
+        except queue.Empty:
+            pytest.fail(f"no output from the child before the deadline; so far: {self.seen[-5:]}")
+        if line is not None:
+            self.seen.append(line)
+        return line
+
+    def rest(self) -> list[str]:
+        until = time.monotonic() + DEADLINE
+        while self.next(until) is not None:
+            pass
+        return self.seen
+
+
+def next_event(logs: Lines, until: float) -> dict:
+    """The next JSON log event of a serving child; fails the test if it exited."""
+    line = logs.next(until)
+    assert line is not None, f"serve exited: {logs.seen}"
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        more = []
+        while len(more) < 40 and (extra := logs.next(time.monotonic() + 2)) is not None:
+            more.append(extra)
+        raise AssertionError("a line that is not a JSON event:\n" + "\n".join([line, *more])) from None
+
+
+@contextlib.contextmanager
+def serving_workers(home, workers: int, env: dict[str, str] | None = None):
+    """``idnode serve --workers N`` on free ports; yields ``(http_url, hs_port)``
+    once every worker logged "serving", and stops it (SIGTERM, then a clean exit)."""
+    server = start("--log-format", "json", "serve", "--workers", str(workers), "--http-port", "0",
+                   "--hs-port", "0", home=home, env=env)
+    try:
+        logs = Lines(server.stderr)
+        until = time.monotonic() + DEADLINE
+        serving: dict[int, dict] = {}
+        while len(serving) < workers:
+            event = next_event(logs, until)
+            if event.get("event") == "serving":
+                serving[event["pid"]] = event
+        (url,) = {e["http"] for e in serving.values()}
+        (hs_port,) = {e["hs_port"] for e in serving.values()}
+        yield url, hs_port
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=DEADLINE) == 0, logs.rest()[-5:]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

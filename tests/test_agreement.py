@@ -1,0 +1,370 @@
+"""Every front end agrees.
+
+The same records, callers and requests get the same values, the same writes
+and the same response codes over REST, batch (JSON and CBOR), the proxy, the
+Handle protocol over TCP, UDP and HTTP, and the CLI. Callers: anonymous, the
+admin of the identifiers' prefix, the admin of another prefix, a partner (the
+admin of a third prefix, named with some permissions in the identifiers' own
+HS_ADMIN), and the node admin (the CLI's operator acts as the node admin).
+
+Each table row is asked of every front end that can ask it; the answers must
+all be equal, and equal to what the row expects (so a rule broken everywhere
+fails too). Writes each get a target of their own, set up identically, so
+every front end starts from the same record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from pathlib import Path
+
+import aiohttp
+import cbor2
+import orjson
+import pytest
+
+from protocol.codes import RC
+from protocol.jsoncodec import value_to_json, values_from_json
+from protocol.values import HandleValue, Perm, is_secret_type
+from protocol.valuetypes import AdminPerm, AdminRef
+from registry import provision
+from resolver.hs.client import HandleClient, HandleResponseError, SecretKeyAuth
+from resolver.server import serving
+from resolver.settings import load_settings
+from tests.conftest import ENT_PASSWORD, NODE_PASSWORD, OTHER_PASSWORD, basic, provision_node, store_of
+
+NOW = 1_790_000_000
+PARTNER_PASSWORD = "partner-secret-000003"
+IDENTITIES = {
+    "prefix admin": ("88.118.8/ADMIN", ENT_PASSWORD),
+    "other admin": ("88.118.9/ADMIN", OTHER_PASSWORD),
+    "partner": ("88.118.10/ADMIN", PARTNER_PASSWORD),
+    "node admin": ("0.NA/88.118", NODE_PASSWORD),
+}
+CALLERS = ("anonymous", *IDENTITIES)
+PARTNER_PERMS = AdminPerm.READ_VALUE | AdminPerm.MODIFY_VALUE | AdminPerm.ADD_VALUE
+SEALED = b"<sealed>"
+
+SHARED = "88.118.8/shared"
+PLAIN = "88.118.8/plain"
+GONE = "88.118.11/gone"               # under a disabled prefix
+
+
+def shared_values() -> list[HandleValue]:
+    return [
+        HandleValue(1, "URL", b"https://acme.example/s"),
+        HandleValue(2, "EMAIL", b"ops@acme.example", permissions=int(Perm.ADMIN_READ | Perm.ADMIN_WRITE)),
+        HandleValue(3, "URL.mirror", b"https://mirror.example/s"),
+        HandleValue(4, "DESC", b"fixed", permissions=int(Perm.ADMIN_READ | Perm.PUBLIC_READ)),   # read-only
+        HandleValue(5, "NOTE", b"note"),
+        HandleValue(101, "HS_ADMIN", AdminRef("88.118.10/ADMIN", 300, int(PARTNER_PERMS)).encode()),
+        HandleValue(300, "HS_SECKEY", b"secret-one", permissions=0x0C),
+        HandleValue(301, "hs_seckey", b"secret-two"),
+        HandleValue(302, "HS_SECKEY.backup", b"secret-three"),
+    ]
+
+
+def shape(values) -> tuple:
+    """Values as compared: (index, type, data); secrets only by their place."""
+    return tuple(sorted((v.index, v.type, SEALED if is_secret_type(v.type) else v.data) for v in values))
+
+
+class World:
+    """One node serving every front end, with the records and identities of the tables."""
+
+    def __init__(self, running, session: aiohttp.ClientSession, home: Path):
+        self.running, self.session, self.home = running, session, home
+        self.url = running.url
+        self.store = running.store
+
+    # -- REST, batch, proxy ---------------------------------------------------------------
+    def headers(self, caller: str) -> dict:
+        if caller == "anonymous":
+            return {}
+        handle, password = IDENTITIES[caller]
+        return basic(f"300:{handle}", password)
+
+    async def rest_read(self, caller, handle, indexes, types):
+        params = [("index", str(i)) for i in indexes] + [("type", t) for t in types]
+        async with self.session.get(f"{self.url}/api/handles/{handle}", params=params,
+                                    headers=self.headers(caller)) as r:
+            doc = await r.json()
+        assert r.status < 500, doc
+        return doc["responseCode"], shape(values_from_json(doc.get("values", [])))
+
+    async def batch_read(self, caller, handle, cbor: bool):
+        body = {"handles": [handle]}
+        headers = self.headers(caller)
+        if cbor:
+            headers = {**headers, "Content-Type": "application/cbor", "Accept": "application/cbor"}
+            kw = {"data": cbor2.dumps(body)}
+        else:
+            kw = {"json": body}
+        async with self.session.post(f"{self.url}/api/batch/resolve", headers=headers, **kw) as r:
+            raw = await r.read()
+            doc = cbor2.loads(raw) if r.content_type == "application/cbor" else orjson.loads(raw)
+        assert r.status == 200, doc
+        (item,) = doc["results"]
+        return item["responseCode"], shape(values_from_json(item.get("values", [])))
+
+    async def proxy(self, handle):
+        async with self.session.get(f"{self.url}/{handle}", allow_redirects=False) as r:
+            return r.status, r.headers.get("Location")
+
+    async def rest_write(self, caller, op, handle, values):
+        headers = self.headers(caller)
+        base = f"{self.url}/api/handles/{handle}"
+        body = {"values": [value_to_json(v) for v in values]}
+        if op == "create" or op == "create disabled":
+            call = self.session.put(base, json=body, params={"overwrite": "false"}, headers=headers)
+        elif op == "replace":
+            call = self.session.put(base, json=body, headers=headers)
+        elif op in ("modify", "modify read-only", "add"):
+            call = self.session.put(base, json=body, params={"index": str(values[0].index)}, headers=headers)
+        elif op == "remove":
+            call = self.session.delete(base, params={"index": "5"}, headers=headers)
+        else:
+            call = self.session.delete(base, headers=headers)
+        async with call as r:
+            doc = await r.json()
+        assert r.status < 500, doc
+        return doc["responseCode"]
+
+    async def batch_write(self, caller, op, handle, values, cbor: bool):
+        body = {"overwrite": op == "replace", "items": [{"handle": handle, "values": [value_to_json(v)
+                                                                                     for v in values]}]}
+        headers = self.headers(caller)
+        if cbor:
+            headers = {**headers, "Content-Type": "application/cbor", "Accept": "application/cbor"}
+            kw = {"data": cbor2.dumps(body)}
+        else:
+            kw = {"json": body}
+        async with self.session.post(f"{self.url}/api/batch/register", headers=headers, **kw) as r:
+            raw = await r.read()
+            doc = cbor2.loads(raw) if r.content_type == "application/cbor" else orjson.loads(raw)
+        assert r.status < 500, doc
+        return doc["results"][0]["responseCode"] if r.status == 200 else doc["responseCode"]
+
+    # -- the Handle protocol -----------------------------------------------------------------
+    def client(self, transport: str) -> HandleClient:
+        port = self.running.http_port if transport == "http" else self.running.hs_port
+        return HandleClient("127.0.0.1", port, transport=transport, clock=lambda: NOW, timeout=10.0)
+
+    @staticmethod
+    def auth(caller: str):
+        if caller == "anonymous":
+            return None
+        handle, password = IDENTITIES[caller]
+        return SecretKeyAuth(handle, 300, password.encode())
+
+    async def hs_read(self, transport, caller, handle, indexes, types):
+        async with self.client(transport) as client:
+            try:
+                body = await client.resolve(handle, indexes=indexes, types=types, auth=self.auth(caller))
+            except HandleResponseError as exc:
+                return exc.code, ()
+        return RC.SUCCESS, shape(body.values)
+
+    async def hs_write(self, transport, caller, op, handle, values):
+        auth = self.auth(caller)
+        async with self.client(transport) as client:
+            try:
+                if op in ("create", "create disabled"):
+                    await client.create_handle(handle, values, auth)
+                elif op == "replace":
+                    await client.create_handle(handle, values, auth, overwrite=True)
+                elif op in ("modify", "modify read-only"):
+                    await client.modify_values(handle, values, auth)
+                elif op == "add":
+                    await client.add_values(handle, values, auth)
+                elif op == "remove":
+                    await client.remove_values(handle, [5], auth)
+                else:
+                    await client.delete_handle(handle, auth)
+            except HandleResponseError as exc:
+                return exc.code
+        return RC.SUCCESS
+
+    # -- the CLI (the operator) -----------------------------------------------------------------
+    async def cli(self, *args: str) -> tuple[int, str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("idnode")), "--home", str(self.home), *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert "Traceback" not in err.decode(), err
+        return proc.returncode, out.decode(), err.decode()
+
+    async def cli_read(self, handle):
+        status, out, err = await self.cli("resolve", handle, "--json")
+        doc = orjson.loads(out)
+        assert (status == 0) == (doc["responseCode"] != RC.HANDLE_NOT_FOUND), (status, err)
+        return doc["responseCode"], shape(values_from_json(doc.get("values", [])))
+
+    async def cli_write(self, op, handle, values):
+        if op == "delete":
+            status, _, err = await self.cli("delete", handle)
+        else:                           # the operator's writes of whole records: `idnode import`
+            line = {"handle": handle, "values": [value_to_json(v) for v in values]}
+            path = self.home.parent / f"{abs(hash(handle))}.jsonl"
+            path.write_bytes(orjson.dumps(line) + b"\n")
+            status, _, err = await self.cli("import", str(path), *(["--overwrite"] if op == "replace" else []))
+        assert status in (0, 1) and (status == 0 or "idnode: error: " in err), err
+        return RC.SUCCESS if status == 0 else None          # the CLI says "failed", not which code
+
+
+@pytest.fixture
+async def world(tmp_path):
+    home = tmp_path / "home"
+    settings = load_settings(env={}, overrides={"node.home": str(home), "http.port": 0, "handle.port": 0,
+                                                 "auth.failure_delay": 0.0, "handle.idle_timeout": 2})
+    await provision_node(settings)
+    store = store_of(settings)
+    await store.open()
+    try:
+        for prefix, password in (("88.118.10", PARTNER_PASSWORD), ("88.118.11", PARTNER_PASSWORD)):
+            await provision.create_prefix(store, prefix, f"Owner of {prefix}", password=password, actor="test")
+        await store.put_handle(SHARED, shared_values(), mode="create", actor="test")
+        await store.put_handle(PLAIN, [HandleValue(1, "URL", b"https://acme.example/plain")], mode="create",
+                               actor="test")
+        await store.put_handle(GONE, [HandleValue(1, "URL", b"https://gone.example/")], mode="create", actor="test")
+        await store.set_prefix_state("88.118.11", "disabled", actor="test")
+    finally:
+        await store.close()
+    async with serving(settings, clock=lambda: NOW) as running, aiohttp.ClientSession() as session:
+        yield World(running, session, home)
+
+
+# ---------------------------------------------------------------- reads
+
+PUBLIC = (1, 3, 4, 5, 101)
+ALL_READABLE = (1, 2, 3, 4, 5, 101)
+READERS = ("anonymous", "other admin")              # see only public values of SHARED
+ADMINS = ("prefix admin", "partner", "node admin")  # READ_VALUE on SHARED
+
+# (handle, indexes, types) -> {caller group: (code, indexes seen)}
+READS = [
+    ((SHARED, (), ()), {READERS: (RC.SUCCESS, PUBLIC), ADMINS: (RC.SUCCESS, ALL_READABLE)}),
+    ((SHARED, (2,), ("URL",)), {READERS: (RC.SUCCESS, (1, 3)), ADMINS: (RC.SUCCESS, (1, 2, 3))}),
+    ((SHARED, (4,), ()), {READERS + ADMINS: (RC.SUCCESS, (4,))}),
+    ((SHARED, (), ("url",)), {READERS + ADMINS: (RC.SUCCESS, (1, 3))}),
+    ((SHARED, (), ("HS_SECKEY",)), {READERS + ADMINS: (RC.VALUES_NOT_FOUND, ())}),
+    ((SHARED, (300, 301, 302), ()), {READERS + ADMINS: (RC.VALUES_NOT_FOUND, ())}),
+    ((SHARED, (2,), ()), {READERS: (RC.VALUES_NOT_FOUND, ()), ADMINS: (RC.SUCCESS, (2,))}),
+    ((PLAIN, (), ()), {READERS + ADMINS: (RC.SUCCESS, (1,))}),
+    ((GONE, (), ()), {READERS + ADMINS: (RC.HANDLE_NOT_FOUND, ())}),
+    ((GONE, (1,), ()), {READERS + ADMINS: (RC.HANDLE_NOT_FOUND, ())}),
+    (("88.118.8/absent", (), ()), {READERS + ADMINS: (RC.HANDLE_NOT_FOUND, ())}),
+]
+
+
+def expected_read(row: dict, caller: str) -> tuple[int, tuple[int, ...]]:
+    return next(v for group, v in row.items() if caller in group)
+
+
+async def test_every_front_end_reads_the_same(world):
+    for (handle, indexes, types), row in READS:
+        for caller in CALLERS:
+            answers = {
+                "rest": await world.rest_read(caller, handle, indexes, types),
+                **{f"hs-{t}": await world.hs_read(t, caller, handle, indexes, types) for t in ("tcp", "udp", "http")},
+            }
+            if not indexes and not types:
+                answers["batch-json"] = await world.batch_read(caller, handle, cbor=False)
+                answers["batch-cbor"] = await world.batch_read(caller, handle, cbor=True)
+                if caller == "node admin":
+                    answers["cli"] = await world.cli_read(handle)
+            where = f"{caller} reading {handle} indexes={indexes} types={types}"
+            assert len(set(answers.values())) == 1, (where, answers)
+            code, seen = answers["rest"]
+            assert (code, tuple(i for i, _, _ in seen)) == expected_read(row, caller), (where, answers)
+            assert all(data != SEALED for _, _, data in seen), where       # no secret, ever
+
+
+async def test_the_proxy_follows_the_same_view(world):
+    for handle in (SHARED, PLAIN, GONE, "88.118.8/absent"):
+        code, seen = await world.rest_read("anonymous", handle, (), ("URL",))
+        status, location = await world.proxy(handle)
+        if code == RC.SUCCESS:
+            assert (status, location) == (302, seen[0][2].decode()), handle
+        else:
+            assert (status, location) == (404, None), handle
+
+
+# ---------------------------------------------------------------- writes
+
+NEW_URL = HandleValue(1, "URL", b"https://acme.example/new")
+WRITES = {
+    # op: (values sent, {caller: code})
+    "create": ([NEW_URL], {"anonymous": 402, "prefix admin": 1, "other admin": 400, "partner": 400,
+                           "node admin": 1}),
+    "replace": ([NEW_URL, shared_values()[3], HandleValue(7, "NOTE", b"seven")],
+                {"anonymous": 402, "prefix admin": 1, "other admin": 400, "partner": 400, "node admin": 1}),
+    "modify": ([HandleValue(5, "NOTE", b"changed")],
+               {"anonymous": 402, "prefix admin": 1, "other admin": 400, "partner": 1, "node admin": 1}),
+    "modify read-only": ([HandleValue(4, "DESC", b"changed", permissions=0x0A)],
+                         {"anonymous": 402, "prefix admin": 401, "other admin": 401, "partner": 401,
+                          "node admin": 401}),
+    "add": ([HandleValue(6, "NOTE", b"six")],
+            {"anonymous": 402, "prefix admin": 1, "other admin": 400, "partner": 1, "node admin": 1}),
+    "remove": ([], {"anonymous": 402, "prefix admin": 1, "other admin": 400, "partner": 400, "node admin": 1}),
+    "delete": ([], {"anonymous": 402, "prefix admin": 1, "other admin": 400, "partner": 400, "node admin": 1}),
+    "create disabled": ([NEW_URL], {"anonymous": 402, "prefix admin": 400, "other admin": 400, "partner": 400,
+                                    "node admin": 401}),
+}
+FRONT_ENDS = {
+    "create": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-udp", "hs-http", "cli"),
+    "replace": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-udp", "hs-http", "cli"),
+    "modify": ("rest", "hs-tcp", "hs-udp", "hs-http"),
+    "modify read-only": ("rest", "hs-tcp", "hs-udp", "hs-http"),
+    "add": ("rest", "hs-tcp", "hs-udp", "hs-http"),
+    "remove": ("rest", "hs-tcp", "hs-udp", "hs-http"),
+    "delete": ("rest", "hs-tcp", "hs-udp", "hs-http", "cli"),
+    "create disabled": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-udp", "hs-http", "cli"),
+}
+
+
+def target(op: str, fe: str, caller: str) -> str:
+    prefix = "88.118.11" if op == "create disabled" else "88.118.8"
+    return f"{prefix}/{re.sub(r'[^a-z]+', '-', f'{op} {fe} {caller}')}"
+
+
+async def test_every_front_end_writes_the_same(world):
+    jobs = [(op, fe, caller) for op in WRITES for fe in FRONT_ENDS[op] for caller in CALLERS
+            if fe != "cli" or caller == "node admin"]
+    # Every write gets a target of its own, set up identically (the creates get none).
+    items = [(target(op, fe, caller), shared_values()) for op, fe, caller in jobs if not op.startswith("create")]
+    assert all(r.code == RC.SUCCESS for r in await world.store.register_batch(items, overwrite=False, actor="t"))
+
+    outcomes: dict[tuple[str, str], dict[str, tuple]] = {}
+    for op, fe, caller in jobs:
+        handle, values = target(op, fe, caller), WRITES[op][0]
+        if fe == "rest":
+            code = await world.rest_write(caller, op, handle, values)
+        elif fe.startswith("batch"):
+            code = await world.batch_write(caller, op, handle, values, cbor=fe == "batch-cbor")
+        elif fe.startswith("hs-"):
+            code = await world.hs_write(fe[3:], caller, op, handle, values)
+        else:
+            code = await world.cli_write(op, handle, values)
+        record = await world.store.get_handle(handle)
+        outcomes.setdefault((op, caller), {})[fe] = (code, shape(record.values) if record else None)
+
+    for (op, caller), by_front_end in outcomes.items():
+        where = f"{caller}: {op}"
+        states = {state for _, state in by_front_end.values()}
+        assert len(states) == 1, (where, by_front_end)                   # the same record everywhere
+        codes = {code for fe, (code, _) in by_front_end.items() if fe != "cli"}
+        assert codes == {WRITES[op][1][caller]}, (where, by_front_end)
+        if "cli" in by_front_end:                                        # the operator: the node admin's lot
+            assert (by_front_end["cli"][0] == RC.SUCCESS) == (WRITES[op][1][caller] == RC.SUCCESS), where
+
+    # What a permitted write left, spot-checked: read-only values keep their data, secrets stay sealed.
+    replaced = await world.store.get_handle(target("replace", "rest", "prefix admin"))
+    assert [(v.index, v.data) for v in replaced.values] == [(1, NEW_URL.data), (4, b"fixed"), (7, b"seven")]
+    kept = await world.store.get_handle(target("modify read-only", "hs-tcp", "node admin"))
+    assert shape(kept.values) == shape(shared_values())
+    assert all(v.data != b"secret-one" for v in kept.values)
