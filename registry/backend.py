@@ -42,16 +42,6 @@ class ReadRow:
     prefix_state: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    at: float
-    actor: str
-    operation: str
-    handle: str
-    before_digest: str
-    after_digest: str
-
-
 class Tx(abc.ABC):
     """Reads and writes inside one atomic write."""
 
@@ -97,8 +87,9 @@ class Tx(abc.ABC):
     def add_count(self, name: str, delta: int) -> None: ...
 
     @abc.abstractmethod
-    def log(self, entries: Sequence[AuditRow]) -> None:
-        """Append to the audit log (which other processes read as the change feed)."""
+    def log(self, entries: Sequence[AuditEntry]) -> None:
+        """Append to the audit log (which other processes read as the change
+        feed); the backend numbers the entries (their ``seq`` is not read)."""
 
 
 class Backend(abc.ABC):

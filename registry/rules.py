@@ -31,7 +31,7 @@ from protocol.codes import RC
 from protocol.identifier import Handle, handle_key
 from protocol.values import HandleValue, is_secret_type
 
-from .backend import AuditRow, Backend, ReadRow, Row, Tx
+from .backend import Backend, ReadRow, Row, Tx
 from .codec import (NODE_PREFIX_KEY, check_admin, check_state, clean_values, decode_values, digest, encode_values,
                     is_u32, parse, parse_prefix_text, record_digest, secret_aad)
 from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidValue, NodeKeyError, NotInitialised,
@@ -87,10 +87,10 @@ class _Work:
     actor: str
     handles: list[str] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
-    audit: list[AuditRow] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
 
     def log(self, operation: str, handle: str, before: str, after: str) -> None:
-        self.audit.append(AuditRow(self.tx.now, self.actor, operation, handle, before, after))
+        self.audit.append(AuditEntry(0, self.tx.now, self.actor, operation, handle, before, after))
 
     def changes(self) -> Changes:
         return Changes(tuple(self.handles), tuple(self.prefixes))

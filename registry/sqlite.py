@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator, Callable, Collection, Iterable, Sequence
 
 from protocol.identifier import handle_key as key_of
 
-from .backend import AuditRow, Backend, ReadRow, Row, Tx
+from .backend import Backend, ReadRow, Row, Tx
 from .errors import StoreUnavailable
 from .model import AdminIdentity, AuditEntry, PrefixInfo
 from .sqlite_schema import SCHEMA_VERSION, db_error, migrate
@@ -121,7 +121,7 @@ class _SQLiteTx(Tx):
             self._conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) "
                                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value", (name, delta))
 
-    def log(self, entries: Sequence[AuditRow]) -> None:
+    def log(self, entries: Sequence[AuditEntry]) -> None:
         self._conn.executemany(_AUDIT, [(e.at, e.actor, e.operation, e.handle, e.before_digest, e.after_digest)
                                         for e in entries])
 

@@ -95,18 +95,23 @@ class World:
         assert r.status < 500, doc
         return doc["responseCode"], shape(values_from_json(doc.get("values", [])))
 
-    async def batch_read(self, caller, handle, cbor: bool):
-        body = {"handles": [handle]}
+    async def batch(self, path: str, caller: str, body: dict, cbor: bool) -> tuple[int, dict]:
+        """POST a batch in JSON or CBOR: (HTTP status, the answer)."""
         headers = self.headers(caller)
         if cbor:
             headers = {**headers, "Content-Type": "application/cbor", "Accept": "application/cbor"}
             kw = {"data": cbor2.dumps(body)}
         else:
             kw = {"json": body}
-        async with self.session.post(f"{self.url}/api/batch/resolve", headers=headers, **kw) as r:
+        async with self.session.post(f"{self.url}/api/batch/{path}", headers=headers, **kw) as r:
             raw = await r.read()
             doc = cbor2.loads(raw) if r.content_type == "application/cbor" else orjson.loads(raw)
-        assert r.status == 200, doc
+        assert r.status < 500, doc
+        return r.status, doc
+
+    async def batch_read(self, caller, handle, cbor: bool):
+        status, doc = await self.batch("resolve", caller, {"handles": [handle]}, cbor)
+        assert status == 200, doc
         (item,) = doc["results"]
         return item["responseCode"], shape(values_from_json(item.get("values", [])))
 
@@ -136,17 +141,8 @@ class World:
     async def batch_write(self, caller, op, handle, values, cbor: bool):
         body = {"overwrite": op == "replace", "items": [{"handle": handle, "values": [value_to_json(v)
                                                                                      for v in values]}]}
-        headers = self.headers(caller)
-        if cbor:
-            headers = {**headers, "Content-Type": "application/cbor", "Accept": "application/cbor"}
-            kw = {"data": cbor2.dumps(body)}
-        else:
-            kw = {"json": body}
-        async with self.session.post(f"{self.url}/api/batch/register", headers=headers, **kw) as r:
-            raw = await r.read()
-            doc = cbor2.loads(raw) if r.content_type == "application/cbor" else orjson.loads(raw)
-        assert r.status < 500, doc
-        return doc["results"][0]["responseCode"] if r.status == 200 else doc["responseCode"]
+        status, doc = await self.batch("register", caller, body, cbor)
+        return doc["results"][0]["responseCode"] if status == 200 else doc["responseCode"]
 
     # -- the Handle protocol -----------------------------------------------------------------
     def client(self, transport: str) -> HandleClient:

@@ -8,7 +8,6 @@ end refuses the same request with the same code.
 
 from __future__ import annotations
 
-from protocol.codes import RC
 from registry.errors import RegistryError
 
 

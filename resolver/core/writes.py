@@ -152,27 +152,26 @@ class Writes:
                          overwrite: bool) -> HandleRecord:
         """Add values to an existing identifier; with ``overwrite`` an index it
         already has is replaced, else refused (RC 201)."""
-        identity = self.require_identity(caller)
-        if not values:
-            raise Refused(RC.INVALID_VALUE, "value list was empty")
-        check_new_values(values)
-
-        async def decide(current: Versioned):
-            old = self._existing(current, handle)
-            have = {v.index: v for v in old.values}
+        def check(old: HandleRecord, have: dict) -> None:
             taken = [v.index for v in values if v.index in have]
             if taken and not overwrite:
                 raise Refused(RC.VALUE_ALREADY_EXISTS, f"index conflict for {taken[0]}")
-            merged = {**have, **{v.index: v for v in values}}
-            new = [merged[i] for i in sorted(merged)]
-            await self._authorise_change(identity, handle, old.values,
-                                         needed_for_change(old.values, new, removing=False))
-            return self._stamp(new, old.values)
 
-        return await self._conditional(handle, identity.actor, decide, "handle.add")
+        return await self._set_values(caller, handle, values, check, "handle.add")
 
     async def modify_values(self, caller: Caller, handle: Handle, values: Sequence[HandleValue]) -> HandleRecord:
         """Replace values at indexes the identifier has (RC 200 for one it lacks)."""
+        def check(old: HandleRecord, have: dict) -> None:
+            missing = [v.index for v in values if v.index not in have]
+            if missing:
+                raise Refused(RC.VALUES_NOT_FOUND, f"{old.handle} has no value at index {missing[0]}")
+
+        return await self._set_values(caller, handle, values, check, "handle.modify")
+
+    async def _set_values(self, caller: Caller, handle: Handle, values: Sequence[HandleValue],
+                          check: Callable[[HandleRecord, dict], None], operation: str) -> HandleRecord:
+        """Values set at their indexes of an existing identifier, the others kept;
+        ``check`` refuses what the operation does not allow."""
         identity = self.require_identity(caller)
         if not values:
             raise Refused(RC.INVALID_VALUE, "value list was empty")
@@ -181,16 +180,14 @@ class Writes:
         async def decide(current: Versioned):
             old = self._existing(current, handle)
             have = {v.index: v for v in old.values}
-            missing = [v.index for v in values if v.index not in have]
-            if missing:
-                raise Refused(RC.VALUES_NOT_FOUND, f"{old.handle} has no value at index {missing[0]}")
+            check(old, have)
             merged = {**have, **{v.index: v for v in values}}
             new = [merged[i] for i in sorted(merged)]
             await self._authorise_change(identity, handle, old.values,
                                          needed_for_change(old.values, new, removing=False))
             return self._stamp(new, old.values)
 
-        return await self._conditional(handle, identity.actor, decide, "handle.modify")
+        return await self._conditional(handle, identity.actor, decide, operation)
 
     async def remove_values(self, caller: Caller, handle: Handle, indexes: Sequence[int]) -> HandleRecord:
         """Remove values by index; RC 200 when the identifier lacks any of them."""

@@ -42,7 +42,7 @@ from protocol.handle import (Challenge, ErrorResponse, GetSiteInfoResponse, Hand
                              split_datagrams)
 from protocol.handle.fastpath import PlainResolution, peek_plain_resolution, plain_datagrams, plain_reply, udp_parts
 from protocol.handle.message import ECHO_FLAGS
-from protocol.identifier import InvalidHandle, handle_key
+from protocol.identifier import handle_key
 
 from ..cache import Entry
 from ..core import Core, View

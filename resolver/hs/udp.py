@@ -57,7 +57,7 @@ class UdpServer(asyncio.DatagramProtocol):
             for datagram in replies:
                 sendto(datagram, addr)
             return
-        self._spawn(self._send(replies, addr))
+        self._spawn(replies, addr)
 
     def _reassemble(self, data: bytes, addr) -> bytes | None:
         """A part of a multi-packet request: the whole request once every part is in."""
@@ -66,7 +66,7 @@ class UdpServer(asyncio.DatagramProtocol):
         except HandleProtocolError as exc:
             reply = self.service.malformed(exc, "udp")
             if reply is not None:
-                self._spawn(self._send(self._one(reply), addr))
+                self._spawn(self._one(reply), addr)
             return None
         dropped = self.reassembler.dropped
         if dropped != self._reassembly_drops:     # sets refused for lack of room, or expired unfinished
@@ -79,13 +79,15 @@ class UdpServer(asyncio.DatagramProtocol):
     async def _one(reply: bytes):
         yield split_datagrams(reply)
 
-    def _spawn(self, coro) -> None:
-        """Answer in a task of its own, at most MAX_INFLIGHT at once (more are dropped)."""
+    def _spawn(self, replies, addr) -> None:
+        """Send ``replies`` from a task of its own, at most MAX_INFLIGHT at once
+        (more are dropped, and counted)."""
         if len(self._tasks) >= MAX_INFLIGHT:
             self.service.dropped("udp", "busy")
-            coro.close()
+            if asyncio.iscoroutine(replies):
+                replies.close()              # never started: nothing to undo
             return
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(self._send(replies, addr))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

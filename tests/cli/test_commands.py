@@ -201,6 +201,12 @@ def test_identifier_bad_inputs(node, args, needle):
     assert_error(node(*args), needle)
 
 
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "/relative/path", "ftp://e.example/x", "https://"])
+def test_register_takes_only_web_urls(node, url):
+    assert_error(node("register", "88.118.8/u", "--url", url), "not an absolute http(s) URL", status=2)
+    assert_error(node("resolve", "88.118.8/u"), "not found")           # nothing written
+
+
 def test_locked_store_is_one_line(node):
     """Another process holding the write lock past the busy timeout (5 s)."""
     db = sqlite3.connect(node.settings().home / "registry.sqlite3", isolation_level=None)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import socket
 import sqlite3
 import subprocess
-import threading
 import time
 
 import orjson
@@ -65,7 +63,7 @@ def test_serve_then_resolve_over_http(node):
         assert [v["type"] for v in doc["values"]] == ["HS_ADMIN"]
         assert_error(node("resolve", "88.118.8/absent", "--server", url), "88.118.8/absent not found")
         # The node now caches "not found" (for an hour); a CLI write, from
-        # another process, reaches it through the audit feed.
+        # another process, reaches it through the change feed.
         node.ok("register", "88.118.8/absent", "--url", "https://acme.example/late")
         written = time.monotonic()
         while node("resolve", "88.118.8/absent", "--server", url).exit_code != 0:

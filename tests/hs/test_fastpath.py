@@ -95,3 +95,23 @@ async def test_multi_datagram_replies_are_cut_as_the_full_path_cuts_them(hs):
         await plain(hs.service, data)                     # fills the cache
         datagrams = fast(hs.service, data, "udp")
         assert datagrams == split_datagrams(first) and len(datagrams) == -(-(len(first) - 20) // 492)
+
+
+async def test_one_pipeline_lookup_per_request_whichever_tier_answers(hs):
+    """A plain resolution the fast tier declines (another spelling, not yet
+    cached), and a filtered one (the full tier), each reach the registry once."""
+    async def misses() -> float:
+        return await hs.metric("idnode_cache_misses_total")
+
+    for data in (request(PRODUCT.upper(), 10, 0, 0, 1),               # another spelling, not cached
+                 request("88.118.8/absent-one", 10, 0, 0, 2),         # not found
+                 request(PRODUCT, 10, 0, 0, 3, indexes=(1,))):        # filtered: the full tier
+        before = await misses()
+        reply = await plain(hs.service, data)
+        assert decode(reply).request_id in (1, 2, 3)
+        assert await misses() == before + 1, data
+        hs.service.pipeline.cache.clear()
+    before = await misses()
+    await plain(hs.service, request(PRODUCT.upper(), 10, 0, 0, 4))   # fills the cache
+    assert fast(hs.service, request(PRODUCT.lower(), 10, 0, 0, 5), "udp") is not None   # any spelling: fast
+    assert await misses() == before + 1

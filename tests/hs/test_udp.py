@@ -124,12 +124,29 @@ async def test_incomplete_sets_are_bounded_and_others_are_served(hs):
     for d in long_request(7):                                  # no room for a new set: dropped
         transport.sendto(d)
     await probe(8)                                             # ... while single packets are answered
+    refused = await hs.metric("idnode_requests_dropped_total", protocol="hs-udp", reason="reassembly")
+    assert refused == len(long_request(7))                     # each of its datagrams found no room
     hs.clock.advance(11)                                       # the held sets expire
     for d in long_request(7):
         transport.sendto(d)
     reply = decode(await proto.queue.get())
     transport.close()
     assert reply.request_id == 7 and reply.response_code == RC.VALUES_NOT_FOUND
+    expired = await hs.metric("idnode_requests_dropped_total", protocol="hs-udp", reason="reassembly")
+    assert expired == refused + MAX_PENDING_SETS               # every held set, dropped unfinished
+
+
+async def test_requests_beyond_the_inflight_bound_are_dropped_and_counted(hs, monkeypatch):
+    import resolver.hs.udp as udp
+    transport, proto = await udp_socket(hs)
+    transport.sendto(resolution(PRODUCT, 1))                   # answered, and now in the cache
+    assert decode(await proto.queue.get()).request_id == 1
+    monkeypatch.setattr(udp, "MAX_INFLIGHT", 0)                # no room for any request that awaits
+    transport.sendto(resolution("88.118.8/not-cached", 2))     # a registry read: dropped
+    transport.sendto(resolution(PRODUCT, 3))                   # the fast tier needs no room
+    assert decode(await proto.queue.get()).request_id == 3
+    transport.close()
+    assert await hs.metric("idnode_requests_dropped_total", protocol="hs-udp", reason="busy") == 1
 
 
 async def test_bad_datagrams(hs):

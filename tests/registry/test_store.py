@@ -558,7 +558,7 @@ async def test_locked_database_is_store_unavailable(store, db_path, node_key):
     holder = sqlite3.connect(db_path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        with pytest.raises(StoreUnavailable) as err:
+        with pytest.raises(StoreUnavailable):
             await impatient.register_batch([("88.118.8/l1", [url(1, "a")])], overwrite=False, actor="t")
         holder.execute("ROLLBACK")
         assert await impatient.get_handle("88.118.8/l1") is None
