@@ -87,8 +87,14 @@ class Permissions:
                         pass
         return False
 
-    async def prefix_admin_values(self, prefix: str) -> tuple[HandleValue, ...]:
-        """The HS_ADMIN values that govern ``prefix`` (see the module docstring)."""
+    async def prefix_admin_values(self, prefix: str, memo: dict | None = None) -> tuple[HandleValue, ...]:
+        """The HS_ADMIN values that govern ``prefix`` (see the module docstring);
+        ``memo`` keeps them for the other checks of one request (a batch)."""
+        if memo is not None:
+            key = handle_key(prefix)
+            if key not in memo:
+                memo[key] = await self.prefix_admin_values(prefix)
+            return memo[key]
         for handle in (f"{NA_PREFIX}/{prefix}", provision.prefix_admin_handle(prefix)):
             record = await self._store.get_handle(handle)
             admins = tuple(v for v in record.values if is_admin_value(v)) if record else ()
@@ -97,10 +103,11 @@ class Permissions:
         return ()
 
     async def allowed(self, identity: Identity | None, handle: Handle, values: Sequence[HandleValue] | None,
-                      needed: int) -> bool:
+                      needed: int, memo: dict | None = None) -> bool:
         """Whether ``identity`` may act with the ``needed`` AdminPerm bits on
         ``handle`` whose current values are ``values`` (None: it does not
-        exist yet). Nobody (``identity`` None) may do anything."""
+        exist yet). Nobody (``identity`` None) may do anything. ``memo``: see
+        :meth:`prefix_admin_values`."""
         if identity is None:
             return False
         if identity.node_wide:
@@ -109,7 +116,7 @@ class Permissions:
             return False
         if values and await self._named(identity, _admin_refs(values, needed)):
             return True
-        return await self._named(identity, _admin_refs(await self.prefix_admin_values(handle.prefix), needed))
+        return await self._named(identity, _admin_refs(await self.prefix_admin_values(handle.prefix, memo), needed))
 
     async def allowed_on_prefix(self, identity: Identity | None, prefix: str, needed: int) -> bool:
         """Like :meth:`allowed`, for an operation on a whole prefix (list handles)."""

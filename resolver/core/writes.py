@@ -74,17 +74,17 @@ class Writes:
         return sorted(out, key=lambda v: v.index)
 
     async def _authorise(self, identity: Identity, handle: Handle, old: Sequence[HandleValue] | None,
-                         needed: int, what: str) -> None:
-        if not await self.permissions.allowed(identity, handle, old, needed):
+                         needed: int, what: str, memo: dict | None = None) -> None:
+        if not await self.permissions.allowed(identity, handle, old, needed, memo):
             raise Refused(RC.NOT_AN_ADMIN, f"{identity.actor} may not {what} {handle.text}")
 
     async def _authorise_change(self, identity: Identity, handle: Handle, old: Sequence[HandleValue],
-                                need: Needed) -> None:
+                                need: Needed, memo: dict | None = None) -> None:
         if need.read_only:
             raise Refused(RC.INSUFFICIENT_PERMISSIONS,
                           f"value {need.read_only[0]} of {handle.text} is read-only (no admin write permission)")
         # Changing nothing still takes the right to change something.
-        await self._authorise(identity, handle, old, need.perms or AdminPerm.MODIFY_VALUE, "change")
+        await self._authorise(identity, handle, old, need.perms or AdminPerm.MODIFY_VALUE, "change", memo)
 
     async def _conditional(self, handle: Handle, actor: str,
                            decide: Callable[[Versioned], Awaitable[list[HandleValue] | object | None]],
@@ -250,19 +250,21 @@ class Writes:
             except RegistryError as exc:
                 raise refused(exc) from None
             batch, expect, allowed = [], [], []
+            memo: dict = {}                 # each prefix's HS_ADMIN values, read once for the batch
             for i in todo:
                 h = handles[i]
                 got = current[h.key]
                 values = items[i][1]
                 try:
                     if got.record is None:
-                        await self._authorise(identity, h, None, AdminPerm.ADD_HANDLE, "create")
+                        await self._authorise(identity, h, None, AdminPerm.ADD_HANDLE, "create", memo)
                         new = list(values) if keep_stamps else self._stamp(values)
                     elif not overwrite:
                         raise Refused(RC.HANDLE_ALREADY_EXISTS, f"{got.record.handle} already exists")
                     else:
                         await self._authorise_change(identity, h, got.record.values,
-                                                     needed_for_change(got.record.values, values, removing=True))
+                                                     needed_for_change(got.record.values, values, removing=True),
+                                                     memo)
                         new = list(values) if keep_stamps else self._stamp(values, got.record.values)
                 except Refused as exc:
                     results[i] = ItemResult(h.text, exc.code, exc.message)
