@@ -1,8 +1,8 @@
 """A fresh node home: the node, its enterprise prefixes and N records.
 
-Records go in through ``Store.register_batch`` (the fast path the REST batch
-endpoint and ``idnode import`` use), thousands per transaction. The admin
-secrets are generated per run and kept in memory only.
+Records go in through ``Store.register_batch`` (the store's batch write,
+under the operator's ``idnode import``), thousands per transaction. The
+admin secrets are generated per run and kept in memory only.
 """
 
 from __future__ import annotations

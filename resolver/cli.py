@@ -1,7 +1,9 @@
 """The ``idnode`` command line: node set-up, prefixes, identifiers, bulk import.
 
 Every command builds one Settings (file -> environment -> flags), opens the
-store for its own work and closes it. Every failure exits non-zero with ONE
+store for its own work and closes it. Every command but ``init`` works
+through the operations layer (``resolver.core``) as the node's operator, who
+may do what the node admin may (audited as ``cli``). Every failure exits non-zero with ONE
 line on stderr, ``idnode: error: ...`` (status 2 for usage errors, 130 when
 interrupted, 1 otherwise); never a traceback.
 

@@ -289,3 +289,32 @@ async def test_cache_off_reads_the_registry_every_time(stores):
     for _ in range(3):
         assert (await p.resolve(parse_handle("88.118.8/off"))).record is not None
     assert counting.reads == 3 and p.cache is None
+
+
+async def test_a_broken_change_feed_makes_the_cache_forget_everything(stores):
+    """What a failed feed may have missed is unknown: every entry goes."""
+    here, _ = stores
+
+    class Flaky(CountingStore):
+        def __init__(self, store):
+            super().__init__(store)
+            self.broken = asyncio.Event()
+
+        async def changes(self, poll_interval):
+            if not self.broken.is_set():
+                self.broken.set()
+                raise StoreUnavailable("feed down for the test")
+            async for changes in self._store.changes(poll_interval):
+                yield changes
+
+    await here.put_handle("88.118.8/kept", url("https://k/"), mode="create", actor="t")
+    flaky = Flaky(here)
+    p = make(flaky, Clock(), poll_interval=0.01)
+    h = parse_handle("88.118.8/kept")
+    await p.resolve(h)                                   # cached before the feed starts
+    await p.start()
+    try:
+        await flaky.broken.wait()
+        await wait_until(lambda: p.cached(h.key) is None, "the cache forgets after the feed failed")
+    finally:
+        await p.stop()

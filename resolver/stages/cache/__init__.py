@@ -188,7 +188,9 @@ class CacheStage:
         self.metrics.invalidations.inc(len(changes.handles))
 
     async def _follow(self) -> None:
-        """Writes of other processes on the same store (the CLI, other instances)."""
+        """Writes of other processes on the same store (the CLI, other instances).
+        A feed that failed starts again from "now": what it may have missed in
+        between is unknown, so the cache forgets everything."""
         while True:
             try:
                 async for changes in self._feed.changes(self._poll_interval):
@@ -196,3 +198,4 @@ class CacheStage:
             except reg.RegistryError as exc:
                 log.warning("cannot read the change feed", extra={"error": str(exc)})
                 await asyncio.sleep(self._poll_interval)
+                self._forget(Changes(everything=True))
