@@ -39,7 +39,7 @@ from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidVa
 from .model import (ABSENT, DISABLED, ENABLED, AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page,
                     PrefixInfo, Versioned)
 from .secrets import NodeKey, hash_password
-from .store import PutMode, Store
+from .store import Decide, PutMode, Store
 
 _KEY_CHECK = b"idnode node key check"
 HANDLE_COUNT = "handle_count"
@@ -369,7 +369,8 @@ class Registry(Store):
         w.tx.add_count(HANDLE_COUNT, -1)
 
     async def register_batch(self, items: Sequence[tuple[str, Sequence[HandleValue]]], *, overwrite: bool,
-                             actor: str, expect: Sequence[str | None] | None = None) -> list[ItemResult]:
+                             actor: str, expect: Sequence[str | None] | None = None,
+                             decide: Decide | None = None) -> list[ItemResult]:
         items = list(items)
         if expect is not None and len(expect) != len(items):
             raise InvalidValue("expect must name one version per item")
@@ -377,7 +378,7 @@ class Registry(Store):
         good: list[tuple[int, str, Handle, list[HandleValue], str | None]] = []
         for i, item in enumerate(items):       # validate everything before the transaction
             raw = item[0] if isinstance(item, (tuple, list)) and item else item
-            label = raw if isinstance(raw, str) else repr(raw)
+            label = raw if isinstance(raw, str) else raw.text if type(raw) is Handle else repr(raw)
             try:
                 if not isinstance(item, (tuple, list)) or len(item) != 2:
                     raise InvalidValue("each item must be (handle, values)")
@@ -386,10 +387,10 @@ class Registry(Store):
             except RegistryError as exc:
                 results[i] = ItemResult(label, exc.code, str(exc))
         if good:
-            await self._write(self._batch_tx, actor, good, results, bool(overwrite))
+            await self._write(self._batch_tx, actor, good, results, bool(overwrite), decide)
         return results  # type: ignore[return-value]
 
-    def _batch_tx(self, w: _Work, good: list, results: list, overwrite: bool) -> None:
+    def _batch_tx(self, w: _Work, good: list, results: list, overwrite: bool, decide: Decide | None) -> None:
         """Apply the items in order: a later item sees an earlier one of the same batch."""
         tx = w.tx
         states = tx.prefix_states({h.prefix_key for _, _, h, _, _ in good} - {NODE_PREFIX_KEY})
@@ -413,6 +414,12 @@ class Registry(Store):
             if old is not None and not overwrite:
                 results[i] = ItemResult(label, RC.HANDLE_ALREADY_EXISTS, f"{old.handle} already exists")
                 continue
+            if decide is not None:
+                outcome = decide(decode_values(old.blob) if old is not None else None, values)
+                if type(outcome) is tuple:
+                    results[i] = ItemResult(label, outcome[0], f"{h.text}: {outcome[1]}")
+                    continue
+                values = outcome                 # made of values already checked
             if any(is_secret_type(v.type) for v in values):
                 values = self._seal(h.key, values)
             blob = encode_values(values, stamp)

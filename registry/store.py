@@ -43,6 +43,7 @@ from protocol.values import HandleValue
 from .model import AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page, PrefixInfo, Versioned
 
 PutMode = Literal["create", "replace"]
+Decide = Callable[[tuple[HandleValue, ...] | None, list[HandleValue]], "list[HandleValue] | tuple[int, str]"]
 WriteListener = Callable[[Changes], None]
 
 
@@ -99,12 +100,17 @@ class HandleStore(abc.ABC):
     async def delete_handle(self, handle: "str | Handle", *, actor: str, expect: str | None = None) -> None: ...
 
     @abc.abstractmethod
-    async def register_batch(self, items: Sequence[tuple[str, Sequence[HandleValue]]], *, overwrite: bool,
-                             actor: str, expect: Sequence[str | None] | None = None) -> list[ItemResult]:
+    async def register_batch(self, items: Sequence[tuple["str | Handle", Sequence[HandleValue]]], *,
+                             overwrite: bool, actor: str, expect: Sequence[str | None] | None = None,
+                             decide: Decide | None = None) -> list[ItemResult]:
         """Create (or with ``overwrite`` replace) many identifiers; one result
         per item, in order. Items that fail validation, exist (without
         overwrite), fall under a prefix not served here or changed since their
-        ``expect`` version are reported and skipped; the rest are written."""
+        ``expect`` version are reported and skipped; the rest are written.
+        ``decide(old values or None, new values)``, run in the transaction on
+        each item about to be written, returns the values to write or
+        ``(code, message)`` to skip the item: a caller's rule that needs only
+        the record as it is."""
 
     @abc.abstractmethod
     async def list_handles(self, prefix: str, *, cursor: str | None = None, limit: int = 1000) -> Page:

@@ -48,6 +48,7 @@ async def batch_resolve(request: web.Request) -> web.Response:
     body = await read_body(request, allow_cbor=True)
     items = _items(body, "handles", node.settings.http.batch_max_items)
     core = node.core
+    cached, cache = node.pipeline.cached, node.pipeline.cache
     results = []
     for text in items:
         if not isinstance(text, str):
@@ -58,14 +59,16 @@ async def batch_resolve(request: web.Request) -> web.Response:
         except InvalidHandle as exc:
             results.append({"handle": text, "responseCode": int(RC.INVALID_HANDLE), "message": str(exc)})
             continue
-        query = Query(handle, caller=caller)
         try:
-            entry = await core.entry(query)
-            if caller.identity is None and entry.status == FOUND:   # the entry's memoised REST answer
-                results.append(orjson.loads(memoised(node.pipeline.cache, entry, handle.text)[1]))
-                continue
-            view = core.public_view(entry, handle.text) if caller.identity is None \
-                else await core.view(entry, query)
+            if caller.identity is None:
+                entry = cached(handle.key) or await core.entry(Query(handle))
+                if entry.status == FOUND:                         # the entry's memoised REST answer
+                    results.append(orjson.loads(memoised(cache, entry, handle.text)[1]))
+                    continue
+                view = core.public_view(entry, handle.text)
+            else:
+                query = Query(handle, caller=caller)
+                view = await core.view(await core.entry(query), query)
         except Refused as exc:
             results.append({"handle": handle.text, "responseCode": exc.code, "message": exc.message})
             continue

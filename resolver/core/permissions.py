@@ -136,9 +136,10 @@ class Needed:
     read_only: tuple[int, ...]      # indexes of read-only values the change would alter
 
 
-def _same(a: HandleValue, b: HandleValue) -> bool:
+def same_value(a: HandleValue, b: HandleValue) -> bool:
     """Equal ignoring the timestamp (Handle.Net ``equalsIgnoreTimestamp``)."""
-    return a.with_(timestamp=0) == b.with_(timestamp=0)
+    return (a.index == b.index and a.data == b.data and a.type == b.type and a.permissions == b.permissions
+            and a.ttl == b.ttl and a.ttl_absolute == b.ttl_absolute and a.references == b.references)
 
 
 def needed_for_change(old: Sequence[HandleValue], new: Sequence[HandleValue], *, removing: bool) -> Needed:
@@ -156,7 +157,7 @@ def needed_for_change(old: Sequence[HandleValue], new: Sequence[HandleValue], *,
         if o is None:
             need |= AdminPerm.ADD_ADMIN if is_admin_value(n) else AdminPerm.ADD_VALUE
             continue
-        if _same(o, n):
+        if same_value(o, n):
             continue
         if not o.permissions & Perm.ADMIN_WRITE:
             read_only.append(index)

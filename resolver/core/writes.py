@@ -34,10 +34,14 @@ from registry.model import ABSENT, HandleRecord, ItemResult, Versioned
 
 from .caller import Caller, Identity
 from .errors import Refused, refused
-from .permissions import Needed, needed_for_change
+from .permissions import Needed, needed_for_change, same_value
 
 ATTEMPTS = 4            # conditional writes tried before answering "busy"
 _DELETE = object()
+
+
+def _index(value: HandleValue) -> int:
+    return value.index
 
 
 def check_new_values(values: Sequence[HandleValue]) -> None:
@@ -63,15 +67,19 @@ class Writes:
     def _stamp(self, values: Sequence[HandleValue], old: Sequence[HandleValue] = ()) -> list[HandleValue]:
         """New and changed values get the node's time; unchanged ones keep theirs."""
         now = int(self.clock())
-        before = {v.index: v for v in old}
+        before = {v.index: v for v in old} if old else None
         out = []
         for v in values:
-            o = before.get(v.index)
-            if o is not None and o.with_(timestamp=0) == v.with_(timestamp=0):
+            o = before.get(v.index) if before else None
+            if o is not None and same_value(o, v):
                 out.append(o)
+            elif v.timestamp == now:
+                out.append(v)
             else:
-                out.append(v.with_(timestamp=now))
-        return sorted(out, key=lambda v: v.index)
+                out.append(HandleValue(v.index, v.type, v.data, v.ttl, v.ttl_absolute, now, v.permissions,
+                                       v.references))
+        out.sort(key=_index)
+        return out
 
     async def _authorise(self, identity: Identity, handle: Handle, old: Sequence[HandleValue] | None,
                          needed: int, what: str, memo: dict | None = None) -> None:
@@ -239,11 +247,19 @@ class Writes:
                 results[i] = ItemResult(str(text), exc.code, exc.message)
         todo = [i for i in range(len(items)) if results[i] is None]
         keep_stamps = identity.operator
-        if identity.node_wide and not overwrite:
-            # Creating as the node admin or operator: no permission depends on
-            # what exists, and the store reports what does.
-            batch = [(items[i][0], list(items[i][1]) if keep_stamps else self._stamp(items[i][1])) for i in todo]
-            expect = None
+        decide = expect = None
+        if identity.node_wide:
+            # The node admin or operator: no permission to look up, only the
+            # values' own rules, decided in the store's transaction on what is there.
+            def decide(old: tuple[HandleValue, ...] | None, values: list[HandleValue]):
+                if old is None:
+                    return list(values) if keep_stamps else self._stamp(values)
+                need = needed_for_change(old, values, removing=True)
+                if need.read_only:
+                    return RC.INSUFFICIENT_PERMISSIONS, f"value {need.read_only[0]} is read-only"
+                return list(values) if keep_stamps else self._stamp(values, old)
+
+            batch = [(handles[i], items[i][1]) for i in todo]
         else:
             try:
                 current = await self.store.get_many([handles[i] for i in todo])
@@ -270,13 +286,13 @@ class Writes:
                     results[i] = ItemResult(h.text, exc.code, exc.message)
                     continue
                 allowed.append(i)
-                batch.append((items[i][0], new))
+                batch.append((h, new))
                 expect.append(got.version)
             todo = allowed
         if batch:
             try:
                 outcomes = await self.store.register_batch(batch, overwrite=overwrite, actor=identity.actor,
-                                                           expect=expect)
+                                                           expect=expect, decide=decide)
             except RegistryError as exc:
                 raise refused(exc) from None
             for i, outcome in zip(todo, outcomes):
