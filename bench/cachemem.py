@@ -17,7 +17,7 @@ import time
 from registry.codec import decode_values, encode_values
 from registry.model import HandleRecord
 from resolver import rest as rest_front
-from resolver.cache import Cache, Entry
+from resolver.cache import Cache, Entry, record_ttl
 from resolver.hs import service as hs
 from resolver.settings import CacheSettings
 from resolver.shared import SharedState
@@ -38,10 +38,11 @@ def measure(entries: int, rest: bool) -> dict:
     base = rss_bytes()
     for i in range(entries):
         handle = handle_of(i)
-        record = HandleRecord(handle, decode_values(encode_values(record_values(i))))
-        payload += sum(len(v.data) + len(v.type) for v in record.values)
-        values += len(record.values)
-        entry = cache.store(Entry(handle.lower(), record), 3600)
+        values_i = decode_values(encode_values(record_values(i)))
+        payload += sum(len(v.data) + len(v.type) for v in values_i)
+        values += len(values_i)
+        record = HandleRecord.stored(handle, encode_values(values_i))     # as the registry hands it out
+        entry = cache.store(Entry(handle.lower(), record), record_ttl(record, time.time(), 3600.0))   # as the stage
         hs.memoised(cache, entry)                    # what the front ends keep of an entry
         if rest:
             rest_front.memoised(cache, entry, handle)

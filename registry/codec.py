@@ -1,26 +1,20 @@
-"""Backend-neutral parts of a store: checking what callers hand in, and the
-stored form of values, whose SHA-256 is the digest in the audit log.
+"""The stored form of values, whose SHA-256 is the digest in the audit log
+(and a record's version).
 
-Every backend uses these, so the same change has the same digest whatever
-store recorded it.
+Every backend stores this form, so the same change has the same digest
+whatever store recorded it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import cbor2
 
-from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
-from protocol.values import MAX_INDEX, HandleValue, Reference, is_secret_type, validate_values
+from protocol.values import HandleValue, Reference
 
-from .errors import InvalidHandleError, InvalidValue, RegistryError
-from .model import PREFIX_STATES, AdminIdentity
-from .secrets import is_password_hash
-
-NODE_PREFIX_KEY = "0.na"
+from .errors import RegistryError
 
 
 # -- encoding -------------------------------------------------------------------
@@ -60,82 +54,3 @@ def record_digest(*fields: Any) -> str:
 def secret_aad(key: str, index: int) -> bytes:
     """What a sealed value is bound to: its handle key and index."""
     return key.encode() + b"\0" + index.to_bytes(4, "big")
-
-
-# -- validation ---------------------------------------------------------------------
-def parse(handle: Any) -> Handle:
-    try:
-        return parse_handle(handle)
-    except InvalidHandle as exc:
-        raise InvalidHandleError(str(exc)) from None
-
-
-def parse_prefix_text(prefix: Any) -> str:
-    try:
-        return parse_prefix(prefix)
-    except InvalidHandle as exc:
-        raise InvalidHandleError(str(exc)) from None
-
-
-def is_u32(x: Any) -> bool:
-    return type(x) is int and 0 <= x <= MAX_INDEX
-
-
-def _utf8(text: str) -> bool:
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def clean_values(values: Any) -> list[HandleValue]:
-    """Type-checked, validated values sorted by index (never stamped here: see encode_values)."""
-    if isinstance(values, (str, bytes, HandleValue)):
-        raise InvalidValue("values must be a sequence of HandleValue")
-    out: list[HandleValue] = []
-    try:
-        for v in values:
-            if type(v) is not HandleValue:
-                raise InvalidValue(f"not a HandleValue: {type(v).__name__}")
-            if type(v.type) is not str or not is_u32(v.index) or not is_u32(v.ttl) or not is_u32(v.timestamp) \
-                    or type(v.ttl_absolute) is not bool or type(v.permissions) is not int:
-                raise InvalidValue(f"value {v.index!r} has a field of the wrong type")
-            if not _utf8(v.type):
-                raise InvalidValue(f"value {v.index} type is not valid Unicode")
-            if type(v.data) is not bytes:
-                if not isinstance(v.data, (bytes, bytearray, memoryview)):
-                    raise InvalidValue(f"value {v.index} data must be bytes")
-                v = replace(v, data=bytes(v.data))
-            if v.references and not all(type(r) is Reference and type(r.handle) is str and _utf8(r.handle)
-                                        and is_u32(r.index)
-                                        for r in v.references):
-                raise InvalidValue(f"value {v.index} has a malformed reference")
-            out.append(v)
-        validate_values(out)
-    except TypeError:
-        raise InvalidValue("values must be a sequence of HandleValue") from None
-    except ValueError as exc:
-        raise InvalidValue(str(exc)) from None
-    out.sort(key=lambda v: v.index)
-    return out
-
-
-def check_admin(admin: Any, values: Sequence[HandleValue] | None = None) -> Handle:
-    if type(admin) is not AdminIdentity:
-        raise InvalidValue("admin must be an AdminIdentity")
-    if not is_u32(admin.index) or admin.index == 0:
-        raise InvalidValue(f"admin index {admin.index!r} out of range")
-    if not is_password_hash(admin.password_hash):
-        raise InvalidValue("admin password_hash is not a scrypt hash")
-    if values is not None and not any(v.index == admin.index and is_secret_type(v.type) for v in values):
-        raise InvalidValue(f"admin values need a secret (HS_SECKEY) value at index {admin.index}")
-    return parse(admin.handle)
-
-
-def check_state(state: Any) -> str:
-    if state not in PREFIX_STATES:
-        raise InvalidValue(f"prefix state must be one of {PREFIX_STATES}, got {state!r}")
-    return state

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from protocol.values import HandleValue
 
+from .codec import decode_values
+
 # Prefix states. A disabled prefix keeps its identifiers, but the node serves
 # none of them and takes no writes under it until it is enabled again.
 ENABLED = "enabled"
@@ -13,11 +15,66 @@ DISABLED = "disabled"
 PREFIX_STATES = (ENABLED, DISABLED)
 
 
-@dataclass(frozen=True, slots=True)
 class HandleRecord:
-    handle: str                       # as registered (NFC)
-    values: tuple[HandleValue, ...]   # sorted by index; secret values still sealed
-    prefix_disabled: bool = False     # its prefix is disabled (read together with the record)
+    """An identifier as registered (NFC), its values sorted by index (secret
+    values still sealed), and whether its prefix is disabled (read with it).
+
+    A record read for resolution (:meth:`stored`) also keeps its values in
+    their stored form: decoded on first use and kept until :meth:`release`,
+    after which they are decoded again on each use. A cache releases a record
+    once the front ends have rendered it, so a cached entry holds the compact
+    form and the renderings, not decoded values."""
+
+    __slots__ = ("handle", "_values", "_blob", "_keep", "prefix_disabled")
+
+    def __init__(self, handle: str, values: tuple[HandleValue, ...] = (), prefix_disabled: bool = False):
+        self.handle = handle
+        self._values: tuple[HandleValue, ...] | None = tuple(values)
+        self._blob: bytes | None = None
+        self._keep = True
+        self.prefix_disabled = prefix_disabled
+
+    @classmethod
+    def stored(cls, handle: str, blob: bytes, prefix_disabled: bool = False) -> "HandleRecord":
+        record = cls(handle, (), prefix_disabled)
+        record._values, record._blob = None, blob
+        return record
+
+    @property
+    def values(self) -> tuple[HandleValue, ...]:
+        values = self._values
+        if values is None:
+            values = decode_values(self._blob)
+            if self._keep:
+                self._values = values
+        return values
+
+    def release(self) -> int:
+        """Keep only the stored form from now on; the bytes that frees (estimated)."""
+        if self._blob is None or not self._keep:
+            return 0
+        before = self.size
+        self._keep, self._values = False, None
+        return before - self.size
+
+    @property
+    def size(self) -> int:
+        """Roughly the bytes it holds."""
+        n = len(self.handle) + 120 + (len(self._blob) if self._blob is not None else 0)
+        if self._values is not None:
+            n += sum(250 + len(v.type) + len(v.data) for v in self._values)
+        return n
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HandleRecord):
+            return NotImplemented
+        return (self.handle, self.values, self.prefix_disabled) == (other.handle, other.values,
+                                                                    other.prefix_disabled)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"HandleRecord({self.handle!r}, {self.values!r}, prefix_disabled={self.prefix_disabled})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ what each write means) on top of a :class:`registry.backend.Backend`. Here,
 once for every backend:
 
 * validation of what callers hand in, before a transaction starts, so
-  nothing is ever half-written (``registry.codec``);
+  nothing is ever half-written (``registry.validation``);
 * prefix states: a write under a prefix that is not allocated here, or is
   disabled, is refused; reads return the prefix state with the record;
 * secret values (``protocol.values.is_secret_type``) are sealed under the
@@ -32,14 +32,15 @@ from protocol.identifier import Handle, handle_key
 from protocol.values import HandleValue, is_secret_type
 
 from .backend import Backend, ReadRow, Row, Tx
-from .codec import (NODE_PREFIX_KEY, check_admin, check_state, clean_values, decode_values, digest, encode_values,
-                    is_u32, parse, parse_prefix_text, record_digest, secret_aad)
+from .codec import decode_values, digest, encode_values, record_digest, secret_aad
 from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidValue, NodeKeyError, NotInitialised,
                      PrefixDisabled, PrefixExists, PrefixNotFound, RecordChanged, RegistryError)
 from .model import (ABSENT, DISABLED, ENABLED, AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page,
                     PrefixInfo, Versioned)
 from .secrets import NodeKey, hash_password
 from .store import Decide, PutMode, Store
+from .validation import (NODE_PREFIX_KEY, check_admin, check_state, clean_values, is_u32, parse,
+                         parse_prefix_text)
 
 _KEY_CHECK = b"idnode node key check"
 HANDLE_COUNT = "handle_count"
@@ -66,6 +67,7 @@ def _handle(handle: "str | Handle") -> Handle:
 
 
 def _record(row: ReadRow) -> HandleRecord:
+    """A record read to be decided on: its values decoded once."""
     return HandleRecord(row.handle, decode_values(row.blob), row.prefix_state == DISABLED)
 
 
@@ -315,7 +317,9 @@ class Registry(Store):
     # -- identifiers ---------------------------------------------------------------------
     async def get_handle(self, handle: "str | Handle") -> HandleRecord | None:
         row = await self.backend.read(_handle(handle).key)
-        return _record(row) if row is not None else None
+        if row is None:
+            return None
+        return HandleRecord.stored(row.handle, row.blob, row.prefix_state == DISABLED)
 
     async def get_versioned(self, handle: "str | Handle") -> Versioned:
         row = await self.backend.read(_handle(handle).key)

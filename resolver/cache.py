@@ -1,7 +1,8 @@
 """The in-process resolution cache (CoreDNS ``plugin/cache``, Unbound msgreply).
 
 An :class:`Entry` is one answer of the registry: the record (or that there is
-none, or that its prefix is disabled), its deadlines, and the stamp that
+none, or that its prefix is disabled; kept in its stored form once rendered),
+its deadlines, and the stamp that
 ties it to the shared write stamps (:mod:`resolver.shared`): an entry is
 served only while its slot still holds the stamp read before its registry
 read, so no worker answers from an entry older than an acknowledged write.
@@ -29,8 +30,7 @@ FOUND = 0
 NOT_FOUND = 1
 DISABLED = 2             # the identifier's prefix is disabled: not served
 
-ENTRY_OVERHEAD = 700      # bytes of Python objects around an entry (measured: python -m bench.cachemem)
-_VALUE_OVERHEAD = 250     # bytes around one decoded value
+ENTRY_OVERHEAD = 500      # bytes of Python objects around an entry (measured: python -m bench.cachemem)
 
 
 def record_ttl(record: HandleRecord, wall_now: float, cap: float) -> float:
@@ -40,12 +40,6 @@ def record_ttl(record: HandleRecord, wall_now: float, cap: float) -> float:
         t = (v.ttl - wall_now) if v.ttl_absolute else v.ttl
         ttl = min(ttl, t)
     return max(ttl, 0.0)
-
-
-def record_size(record: HandleRecord | None) -> int:
-    if record is None:
-        return 0
-    return sum(_VALUE_OVERHEAD + len(v.type) + len(v.data) for v in record.values) + len(record.handle)
 
 
 class Entry:
@@ -124,7 +118,7 @@ class Cache:
         entry.expires = now + ttl
         entry.stale_until = now + ttl + s.stale_seconds
         self.invalidate(entry.key)
-        entry.size += ENTRY_OVERHEAD + 2 * len(entry.key) + record_size(entry.record)
+        entry.size += ENTRY_OVERHEAD + 2 * len(entry.key) + (entry.record.size if entry.record is not None else 0)
         if entry.status == FOUND:
             self._found[entry.key] = entry
             self.bytes += entry.size
@@ -137,11 +131,14 @@ class Cache:
         return entry
 
     def remember(self, entry: Entry, name: Any, rendering: Any, nbytes: int) -> Any:
-        """Keep a front end's rendering of ``entry`` (charged to the byte bound)."""
+        """Keep a front end's rendering of ``entry`` (charged to the byte bound);
+        the record keeps only its stored form from then on."""
         memo = entry.memo
         if memo is None:
             memo = entry.memo = {}
         memo[name] = rendering
+        if entry.record is not None:
+            nbytes -= entry.record.release()
         entry.size += nbytes
         if self._found.get(entry.key) is entry:
             self.bytes += nbytes

@@ -247,18 +247,19 @@ class Writes:
                 results[i] = ItemResult(str(text), exc.code, exc.message)
         todo = [i for i in range(len(items)) if results[i] is None]
         keep_stamps = identity.operator
-        decide = expect = None
-        if identity.node_wide:
-            # The node admin or operator: no permission to look up, only the
-            # values' own rules, decided in the store's transaction on what is there.
-            def decide(old: tuple[HandleValue, ...] | None, values: list[HandleValue]):
-                if old is None:
-                    return list(values) if keep_stamps else self._stamp(values)
-                need = needed_for_change(old, values, removing=True)
-                if need.read_only:
-                    return RC.INSUFFICIENT_PERMISSIONS, f"value {need.read_only[0]} is read-only"
-                return list(values) if keep_stamps else self._stamp(values, old)
 
+        def decide(old: tuple[HandleValue, ...] | None, values: list[HandleValue]):
+            """For the node admin or operator, in the store's transaction: no
+            permission to look up, only the values' own rules."""
+            if old is None:
+                return list(values) if keep_stamps else self._stamp(values)
+            need = needed_for_change(old, values, removing=True)
+            if need.read_only:
+                return RC.INSUFFICIENT_PERMISSIONS, f"value {need.read_only[0]} is read-only"
+            return list(values) if keep_stamps else self._stamp(values, old)
+
+        expect = None
+        if identity.node_wide:
             batch = [(handles[i], items[i][1]) for i in todo]
         else:
             try:
@@ -292,7 +293,8 @@ class Writes:
         if batch:
             try:
                 outcomes = await self.store.register_batch(batch, overwrite=overwrite, actor=identity.actor,
-                                                           expect=expect, decide=decide)
+                                                           expect=expect,
+                                                           decide=decide if identity.node_wide else None)
             except RegistryError as exc:
                 raise refused(exc) from None
             for i, outcome in zip(todo, outcomes):
