@@ -364,3 +364,18 @@ async def test_every_front_end_writes_the_same(world):
     kept = await world.store.get_handle(target("modify read-only", "hs-tcp", "node admin"))
     assert shape(kept.values) == shape(shared_values())
     assert all(v.data != b"secret-one" for v in kept.values)
+
+
+async def test_a_write_that_changes_nothing_writes_nothing(world):
+    """Resending a record as it is (read-only values included) is allowed to
+    whoever may change it, keeps every timestamp, and leaves no audit entry."""
+    handle = "88.118.8/same-again"
+    await world.store.put_handle(handle, shared_values(), mode="create", actor="t")
+    before = await world.store.get_handle(handle)
+    seq = await world.store.last_seq()
+    async with world.client("tcp") as client:                 # the read-only value 4, and 5, as they are
+        await client.add_values(handle, [v for v in before.values if v.index in (4, 5)],
+                                world.auth("prefix admin"), overwrite=True)
+    assert await world.store.last_seq() == seq
+    assert [v.timestamp for v in (await world.store.get_handle(handle)).values] == [v.timestamp for v in before.values]
+    assert await world.rest_write("other admin", "modify", handle, [before.values[4]]) == RC.NOT_AN_ADMIN

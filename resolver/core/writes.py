@@ -44,6 +44,11 @@ def _index(value: HandleValue) -> int:
     return value.index
 
 
+def _unless_same(new: list[HandleValue], old: Sequence[HandleValue]) -> list[HandleValue] | None:
+    """``new``, or None (nothing to write) when it is the record as it is."""
+    return None if tuple(new) == tuple(old) else new
+
+
 def check_new_values(values: Sequence[HandleValue]) -> None:
     """Handle.Net's checks of new values: indexes positive and distinct."""
     seen = set()
@@ -151,7 +156,7 @@ class Writes:
             await self._authorise_change(identity, handle, old.values,
                                          needed_for_change(old.values, values, removing=True))
             created = False
-            return self._stamp(values, old.values)
+            return _unless_same(self._stamp(values, old.values), old.values)
 
         record = await self._conditional(handle, identity.actor, decide)
         return record, created
@@ -193,7 +198,7 @@ class Writes:
             new = [merged[i] for i in sorted(merged)]
             await self._authorise_change(identity, handle, old.values,
                                          needed_for_change(old.values, new, removing=False))
-            return self._stamp(new, old.values)
+            return _unless_same(self._stamp(new, old.values), old.values)
 
         return await self._conditional(handle, identity.actor, decide, operation)
 
