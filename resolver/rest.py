@@ -17,6 +17,7 @@ from aiohttp import web
 from protocol.codes import RC
 from protocol.identifier import Handle, InvalidHandle, handle_key, parse_handle
 from protocol.jsoncodec import JsonValueError, value_to_json, values_from_json
+from registry.rules import MAX_PAGE
 
 from .bodies import read_body, respond
 from .cache import FOUND, Entry
@@ -210,12 +211,15 @@ async def list_handles(request: web.Request) -> web.Response:
     found: tuple[str, ...] = ()
     following = None
     try:
-        walked = cursor is None
-        for _ in range(page if walked else 0):              # page numbers: walk the cursor there
-            cursor = (await node.core.list_handles(caller, raw, cursor=cursor, limit=size)).next
-            if cursor is None:
-                break
-        if not (walked and page and cursor is None):        # else: past the last page
+        past_end = False
+        if cursor is None and page:         # page numbers: skip that many, as many per call as a call allows
+            skip = page * size
+            while skip > 0 and not past_end:
+                step = await node.core.list_handles(caller, raw, cursor=cursor, limit=min(skip, MAX_PAGE))
+                skip -= len(step.items)
+                cursor = step.next
+                past_end = cursor is None
+        if not past_end:
             result = await node.core.list_handles(caller, raw, cursor=cursor, limit=size)
             found, following = result.items, result.next
     except Refused as exc:

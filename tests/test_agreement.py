@@ -379,3 +379,55 @@ async def test_a_write_that_changes_nothing_writes_nothing(world):
     assert await world.store.last_seq() == seq
     assert [v.timestamp for v in (await world.store.get_handle(handle)).values] == [v.timestamp for v in before.values]
     assert await world.rest_write("other admin", "modify", handle, [before.values[4]]) == RC.NOT_AN_ADMIN
+
+
+# ---------------------------------------------------------------- listing a prefix
+
+LISTS = {"anonymous": RC.AUTHENTICATION_NEEDED, "prefix admin": RC.SUCCESS, "other admin": RC.NOT_AN_ADMIN,
+         "partner": RC.NOT_AN_ADMIN, "node admin": RC.SUCCESS}
+
+
+async def test_every_front_end_lists_the_same(world):
+    """REST (cursors, and Handle.Net's page numbers), the Handle protocol's list
+    handles and the CLI's export agree on who may list a prefix and what is in it."""
+    listed = [f"88.118.8/l-{i:03d}" for i in range(25)]
+    for name in listed:
+        await world.store.put_handle(name, [HandleValue(1, "URL", b"https://acme.example/l")], mode="create",
+                                     actor="t")
+    expected = sorted(["88.118.8/ADMIN", SHARED, PLAIN, *listed], key=str.lower)
+    for caller in CALLERS:
+        answers = {}
+        pages, cursor, code = [], None, RC.SUCCESS
+        while True:                                               # REST, following the cursor
+            params = {"prefix": "88.118.8", "pageSize": "7", **({"cursor": cursor} if cursor else {})}
+            async with world.session.get(f"{world.url}/api/handles", params=params,
+                                         headers=world.headers(caller)) as r:
+                doc = await r.json()
+            if doc["responseCode"] != RC.SUCCESS:
+                code = doc["responseCode"]
+                break
+            pages += doc["handles"]
+            cursor = doc["next"]
+            if cursor is None:
+                break
+        answers["rest"] = (code, pages if code == RC.SUCCESS else [])
+        numbered = []                                             # REST, by page numbers
+        for page in range(6):
+            async with world.session.get(f"{world.url}/api/handles", headers=world.headers(caller),
+                                         params={"prefix": "88.118.8", "pageSize": "7", "page": str(page)}) as r:
+                doc = await r.json()
+            numbered += doc.get("handles", [])
+        answers["rest-pages"] = (doc["responseCode"], numbered)
+        for transport in ("tcp", "http"):
+            async with world.client(transport) as client:
+                try:
+                    answers[f"hs-{transport}"] = (RC.SUCCESS, await client.list_handles("88.118.8",
+                                                                                        world.auth(caller)))
+                except HandleResponseError as exc:
+                    answers[f"hs-{transport}"] = (exc.code, [])
+        if caller == "node admin":
+            status, out, err = await world.cli("export", "--prefix", "88.118.8")
+            assert status == 0, err
+            answers["cli"] = (RC.SUCCESS, [orjson.loads(line)["handle"] for line in out.splitlines()])
+        want = (LISTS[caller], expected if LISTS[caller] == RC.SUCCESS else [])
+        assert all(got == want for got in answers.values()), (caller, answers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol.codes import RC
-from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
+from protocol.identifier import InvalidHandle, parse_prefix
 from protocol.values import HandleValue
 from protocol.valuetypes import AdminPerm
 from registry.errors import RegistryError
@@ -91,24 +91,6 @@ class Reads:
     async def resolve(self, query: Query) -> View:
         return await self.view(await self.entry(query), query)
 
-    async def resolve_many(self, caller: Caller, texts: list) -> list[View | Refused]:
-        """One view (or refusal, for text that is not an identifier) per item, in order."""
-        out: list[View | Refused] = []
-        for text in texts:
-            if not isinstance(text, str):
-                out.append(Refused(RC.INVALID_HANDLE, "not a string"))
-                continue
-            try:
-                handle = parse_handle(text)
-            except InvalidHandle as exc:
-                out.append(Refused(RC.INVALID_HANDLE, str(exc)))
-                continue
-            query = Query(handle, caller=caller)
-            entry = await self.entry(query)
-            out.append(self.public_view(entry, handle.text) if caller.identity is None
-                       else await self.view(entry, query))
-        return out
-
     async def list_handles(self, caller: Caller, prefix: str, *, cursor: str | None, limit: int) -> Page:
         """A page of the identifiers under ``prefix`` (LIST_HANDLES permission)."""
         try:
@@ -125,10 +107,3 @@ class Reads:
         except RegistryError as exc:
             raise refused(exc) from None
 
-
-def handle_of(text: str) -> Handle:
-    """A request's identifier, or Refused(RC 102)."""
-    try:
-        return parse_handle(text)
-    except InvalidHandle as exc:
-        raise Refused(RC.INVALID_HANDLE, str(exc)) from None
