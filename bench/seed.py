@@ -42,7 +42,7 @@ class Home:
 async def _seed(home: Path, records: int) -> Home:
     settings = load_settings(env={}, overrides={"node.home": str(home)})
     secret = secrets.token_urlsafe(24)
-    store = open_store(settings.store.url, home=settings.home, create=True)
+    store = open_store(settings.store.url, home=settings.home, create=True, limits=settings.registry.limits())
     await store.open()
     try:
         await provision.init_node(store, SECONDARY_PREFIX, secret, actor=ACTOR)

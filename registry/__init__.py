@@ -10,6 +10,7 @@ from .errors import NotInitialised, StoreUnavailable
 from .rules import Registry
 from .secrets import NodeKey
 from .store import Store
+from .validation import SizeLimits
 
 SQLITE = "sqlite://"
 DEFAULT_DB = "registry.sqlite3"
@@ -41,9 +42,11 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len(SQLITE):])
 
 
-def open_store(url: str | None, *, home: str | os.PathLike, create: bool = True) -> Store:
+def open_store(url: str | None, *, home: str | os.PathLike, create: bool = True,
+               limits: SizeLimits = SizeLimits()) -> Store:
     """The store at ``url`` (None or "": the embedded store in ``home``); the
-    caller awaits ``open()`` and ``close()``. The node key is ``<home>/node.key``.
+    caller awaits ``open()`` and ``close()``. The node key is ``<home>/node.key``;
+    every write obeys ``limits``.
 
     With ``create=False`` a store that does not exist yet is refused
     (NotInitialised) instead of being set up, so a mistyped ``--home`` does
@@ -61,9 +64,9 @@ def open_store(url: str | None, *, home: str | os.PathLike, create: bool = True)
     if not create:
         if not path.exists():
             raise NotInitialised(f"no node in {home} (no {path}); run `idnode init` first")
-        return Registry(SQLiteBackend(path), NodeKey.load(key_path))
+        return Registry(SQLiteBackend(path), NodeKey.load(key_path), limits)
     _make_home(home)
-    return Registry(SQLiteBackend(path), NodeKey.load_or_create(home))
+    return Registry(SQLiteBackend(path), NodeKey.load_or_create(home), limits)
 
 
-__all__ = ["open_store", "default_url", "Store", "Registry"]
+__all__ = ["open_store", "default_url", "Store", "Registry", "SizeLimits"]

@@ -39,7 +39,7 @@ from .model import (ABSENT, DISABLED, ENABLED, AdminIdentity, AuditEntry, Change
                     PrefixInfo, Versioned)
 from .secrets import NodeKey, hash_password
 from .store import Decide, PutMode, Store
-from .validation import (NODE_PREFIX_KEY, check_admin, check_state, clean_values, is_u32, parse,
+from .validation import (NODE_PREFIX_KEY, SizeLimits, check_admin, check_state, clean_values, is_u32, parse,
                          parse_prefix_text)
 
 _KEY_CHECK = b"idnode node key check"
@@ -101,11 +101,12 @@ class _Work:
 class Registry(Store):
     """The Store every backend shares (see the module docstring)."""
 
-    def __init__(self, backend: Backend, node_key: NodeKey) -> None:
+    def __init__(self, backend: Backend, node_key: NodeKey, limits: SizeLimits = SizeLimits()) -> None:
         if not isinstance(node_key, NodeKey):
             raise NodeKeyError("node_key must be a NodeKey")
         self.backend = backend
         self._key = node_key
+        self.limits = limits
 
     def __repr__(self) -> str:
         return f"Registry({self.backend!r})"
@@ -229,7 +230,7 @@ class Registry(Store):
     async def initialise(self, secondary_prefix: str, node_admin: AdminIdentity,
                          admin_values: Sequence[HandleValue], *, actor: str) -> None:
         prefix = parse_prefix_text(secondary_prefix)
-        values = clean_values(admin_values)
+        values = clean_values(admin_values, self.limits)
         h = check_admin(node_admin, values)
         if h.key != handle_key(f"0.NA/{prefix}"):
             raise InvalidHandleError(f"the node admin must be 0.NA/{prefix}, not {h.text}")
@@ -267,7 +268,7 @@ class Registry(Store):
         if not all(isinstance(x, str) for x in (info.owner, info.credit_code, info.contact)) \
                 or type(info.created) is not int:
             raise InvalidValue("prefix fields have the wrong type")
-        values = clean_values(admin_values)
+        values = clean_values(admin_values, self.limits)
         h = check_admin(admin, values)
         if h.prefix_key != key:
             raise InvalidHandleError(f"admin {h.text} is not under prefix {prefix}")
@@ -341,7 +342,7 @@ class Registry(Store):
         if operation not in REPLACE_OPS:
             raise InvalidValue(f"unknown operation {operation!r}")
         h = _handle(handle)
-        clean = clean_values(values)
+        clean = clean_values(values, self.limits)
         return await self._write(self._put_tx, actor, h, clean, mode, expect, operation)
 
     def _put_tx(self, w: _Work, h: Handle, values: list[HandleValue], mode: str,
@@ -386,7 +387,7 @@ class Registry(Store):
             try:
                 if not isinstance(item, (tuple, list)) or len(item) != 2:
                     raise InvalidValue("each item must be (handle, values)")
-                good.append((i, label, _handle(raw), clean_values(item[1]),
+                good.append((i, label, _handle(raw), clean_values(item[1], self.limits),
                              expect[i] if expect is not None else None))
             except RegistryError as exc:
                 results[i] = ItemResult(label, exc.code, str(exc))
@@ -481,7 +482,7 @@ class Registry(Store):
 
     async def set_admin_password(self, admin: AdminIdentity, secret_value: HandleValue, *, actor: str) -> None:
         h = check_admin(admin)
-        (value,) = clean_values([secret_value])
+        (value,) = clean_values([secret_value], self.limits)
         if not is_secret_type(value.type) or value.index != admin.index:
             raise InvalidValue(f"the secret must be an HS_SECKEY value at index {admin.index}")
         if (admin.scope is None) != (h.prefix_key == NODE_PREFIX_KEY):

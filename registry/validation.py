@@ -3,7 +3,7 @@ so that nothing is ever half-written."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
@@ -44,8 +44,37 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def clean_values(values: Any) -> list[HandleValue]:
-    """Type-checked, validated values sorted by index (never stamped here: see encode_values)."""
+@dataclass(frozen=True, slots=True)
+class SizeLimits:
+    """How large a value and a record may be (``[registry]`` settings)."""
+    max_value_bytes: int = 64 * 1024
+    max_record_bytes: int = 1024 * 1024
+
+
+def value_size(v: HandleValue) -> int:
+    """What a value weighs against the limits: its type, data and references, in bytes."""
+    size = len(v.type.encode("utf-8", "surrogatepass")) + len(v.data)
+    for r in v.references:
+        size += 4 + len(r.handle.encode("utf-8", "surrogatepass"))
+    return size
+
+
+def check_sizes(values: Sequence[HandleValue], limits: SizeLimits) -> None:
+    total = 0
+    for v in values:
+        size = value_size(v)
+        if size > limits.max_value_bytes:
+            raise InvalidValue(f"value {v.index} is {size} bytes; the most a value may hold is "
+                               f"{limits.max_value_bytes} (registry.max_value_bytes)")
+        total += size
+    if total > limits.max_record_bytes:
+        raise InvalidValue(f"the values come to {total} bytes; the most an identifier may hold is "
+                           f"{limits.max_record_bytes} (registry.max_record_bytes)")
+
+
+def clean_values(values: Any, limits: SizeLimits | None = None) -> list[HandleValue]:
+    """Type-checked, validated values sorted by index (never stamped here: see
+    encode_values), within ``limits`` when given."""
     if isinstance(values, (str, bytes, HandleValue)):
         raise InvalidValue("values must be a sequence of HandleValue")
     out: list[HandleValue] = []
@@ -68,6 +97,8 @@ def clean_values(values: Any) -> list[HandleValue]:
                 raise InvalidValue(f"value {v.index} has a malformed reference")
             out.append(v)
         validate_values(out)
+        if limits is not None:
+            check_sizes(out, limits)
     except TypeError:
         raise InvalidValue("values must be a sequence of HandleValue") from None
     except ValueError as exc:

@@ -186,7 +186,7 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], *, cre
     """Run ``await work(store)`` against the store of ``settings``, then close it
     (only ``init`` sets a store up; every other command goes through :func:`with_core`)."""
     async def main() -> T:
-        store = open_store(settings.store.url, home=settings.home, create=create)
+        store = open_store(settings.store.url, home=settings.home, create=create, limits=settings.registry.limits())
         await store.open()
         try:
             return await work(store)

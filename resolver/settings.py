@@ -13,12 +13,15 @@ Nothing else in the node reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+
+from registry.validation import SizeLimits
 
 
 class SettingsError(ValueError):
@@ -39,6 +42,14 @@ class HttpSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     batch_max_items: int = 2000
     page_size: int = 1000
+    # Connections (resolver.connections, resolver.http_connections); per worker process.
+    header_timeout: float = 10.0       # seconds from the accept to the first whole request head
+    body_timeout: float = 30.0         # seconds from a request head to the end of its body (then 408)
+    keepalive_timeout: float = 15.0    # seconds idle between requests, next head included
+    send_timeout: float = 30.0         # seconds a client may take none of its full response buffer
+    max_connections: int = 10000       # open at once (503 beyond)
+    max_connections_per_source: int = 256    # from one IPv4 address or IPv6 /64 (0: no bound)
+    max_json_depth: int = 32           # deepest nesting of a JSON or CBOR request body
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +57,26 @@ class HandleSettings:
     """The Handle binary protocol on TCP and UDP (the HTTP transport shares [http])."""
     bind: str = ""                     # empty: the same address as http.bind
     port: int = 2641
-    idle_timeout: float = 5.0          # seconds a TCP connection may wait for its next request
+    idle_timeout: float = 5.0          # seconds a TCP connection may wait for its next whole request
     max_message_bytes: int = 256 * 1024
     site_serial: int = 1               # serial of this node's HS_SITE (get site info)
     address: str = ""                  # advertised in HS_SITE; empty: the bind address
     challenge_timeout: float = 60.0    # seconds a client has to answer an authentication challenge
     max_challenges: int = 1024         # pending challenges kept at once
     udp_timeout: float = 10.0          # seconds a multi-packet UDP request may take to arrive
+    # Amplification and response-rate limiting over UDP (see "Running on the open network").
+    max_udp_reply_bytes: int = 4096    # larger answers are refused over UDP (RC 2: retry over TCP)
+    udp_rate: float = 200.0            # answers per second to one source prefix (IPv4 /24, IPv6 /56); 0: no limit
+    udp_burst: int = 400               # answers a quiet source prefix may get at once
+    udp_slip: int = 2                  # every Nth limited request gets a small RC 2 reply (0: drop them all)
+    udp_rate_exempt: str = "127.0.0.0/8,::1/128"     # networks never limited, comma-separated
+    udp_rate_sources: int = 65536      # source prefixes tracked at once
+    challenges_per_source: int = 16    # pending challenges one source prefix may hold
+    # TCP connections (resolver.connections); per worker process.
+    max_connections: int = 10000       # open at once (closed at once beyond)
+    max_connections_per_source: int = 256    # from one IPv4 address or IPv6 /64 (0: no bound)
+    max_unread_bytes: int = 1024 * 1024      # replies one connection holds that its client has not taken
+    send_timeout: float = 30.0         # seconds a client may take none of them before it is cut off
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +84,16 @@ class AuthSettings:
     failure_delay: float = 0.5
     lockout_failures: int = 5
     lockout_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """Rules every write path obeys, whatever the backend."""
+    max_value_bytes: int = 64 * 1024   # one value: its type, data and references
+    max_record_bytes: int = 1024 * 1024   # all the values of one identifier
+
+    def limits(self) -> SizeLimits:
+        return SizeLimits(self.max_value_bytes, self.max_record_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +127,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     handle: HandleSettings = field(default_factory=HandleSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -150,6 +185,13 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("http", "max_body_bytes"): _at_least(1),
     ("http", "batch_max_items"): _at_least(1),
     ("http", "page_size"): _at_least(1),
+    ("http", "header_timeout"): _SECONDS,
+    ("http", "body_timeout"): _SECONDS,
+    ("http", "keepalive_timeout"): _SECONDS,
+    ("http", "send_timeout"): _SECONDS,
+    ("http", "max_connections"): _at_least(1),
+    ("http", "max_connections_per_source"): _at_least(0),    # 0: no bound (behind a proxy)
+    ("http", "max_json_depth"): _between(8, 256),    # a value with an HS_ADMIN needs 5
     ("handle", "port"): _PORT,
     ("handle", "idle_timeout"): _SECONDS,
     ("handle", "max_message_bytes"): _at_least(64),     # an envelope and a header need more than that
@@ -157,6 +199,18 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("handle", "challenge_timeout"): _SECONDS,
     ("handle", "max_challenges"): _at_least(1),
     ("handle", "udp_timeout"): _SECONDS,
+    ("handle", "max_udp_reply_bytes"): _at_least(512),  # one datagram always fits
+    ("handle", "udp_rate"): _at_least(0),               # 0: no limit
+    ("handle", "udp_burst"): _at_least(1),
+    ("handle", "udp_slip"): _at_least(0),               # 0: drop every limited request
+    ("handle", "udp_rate_sources"): _at_least(1),
+    ("handle", "challenges_per_source"): _at_least(1),
+    ("handle", "max_connections"): _at_least(1),
+    ("handle", "max_connections_per_source"): _at_least(0),  # 0: no bound
+    ("handle", "max_unread_bytes"): _at_least(4096),         # half of it is the largest write
+    ("handle", "send_timeout"): _SECONDS,
+    ("registry", "max_value_bytes"): _at_least(1),
+    ("registry", "max_record_bytes"): _at_least(1),
     ("auth", "failure_delay"): _at_least(0),
     ("auth", "lockout_failures"): _at_least(1),         # 0 would lock everyone out
     ("auth", "lockout_seconds"): _SECONDS,
@@ -180,6 +234,14 @@ _CHOICES = {
 # Text settings that mean nothing empty (an empty http.bind would listen on
 # every interface).
 _NOT_EMPTY = {("node", "home"), ("node", "secondary_prefix"), ("http", "bind")}
+
+# Text settings that list networks (``10.0.0.0/8,::1/128``; empty: none).
+_NETWORKS = {("handle", "udp_rate_exempt")}
+
+
+def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of a comma-separated list (ValueError names a bad one)."""
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
 
 
 def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
@@ -216,6 +278,11 @@ def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
         raise SettingsError(f"{where}: must be one of {sorted(allowed)}, got {out!r}")
     if not out.strip() and (section, name) in _NOT_EMPTY:
         raise SettingsError(f"{where}: must not be empty")
+    if (section, name) in _NETWORKS:
+        try:
+            networks(out)
+        except ValueError as exc:
+            raise SettingsError(f"{where}: not a list of networks: {exc}") from None
     return out
 
 

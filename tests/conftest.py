@@ -45,7 +45,7 @@ def settings(tmp_path):
 
 def store_of(settings, *, create: bool = True):
     """The store of a node's settings, as the node opens it."""
-    return open_store(settings.store.url, home=settings.home, create=create)
+    return open_store(settings.store.url, home=settings.home, create=create, limits=settings.registry.limits())
 
 
 async def provision_node(settings) -> None:

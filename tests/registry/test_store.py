@@ -19,6 +19,7 @@ from registry.model import ABSENT, AdminIdentity, Changes, PrefixInfo
 from registry.rules import Registry
 from registry.secrets import NodeKey, verify_password
 from registry.sqlite import SCHEMA_VERSION, SQLiteBackend
+from registry.validation import SizeLimits, value_size
 
 
 def SQLiteStore(path, key, **kw):      # noqa: N802 - the embedded store, as open_store builds it
@@ -149,6 +150,30 @@ async def test_create_and_get(store):
     with pytest.raises(HandleExists):
         await store.put_handle("88.118.8/ITEM", [url(1, "y")], mode="create", actor="t")
     assert await store.get_handle("88.118.8/item") == rec
+
+
+async def test_values_and_records_are_bounded_on_every_write(store):
+    """registry.max_value_bytes and max_record_bytes (64 KiB, 1 MiB by
+    default): at the bound a write is taken, past it refused whole."""
+    store.limits = SizeLimits(max_value_bytes=100, max_record_bytes=250)
+    at_bound = HandleValue(1, "DESC", b"x" * 96)                       # "DESC" + 96 bytes of data: 100
+    assert value_size(at_bound) == 100
+    await store.put_handle("88.118.8/fits", [at_bound], mode="create", actor="t")
+    seq = await store.last_seq()
+    with pytest.raises(InvalidValue, match="max_value_bytes"):
+        await store.put_handle("88.118.8/big", [HandleValue(1, "DESC", b"x" * 97)], mode="create", actor="t")
+    refs = HandleValue(1, "DESC", b"x" * 80, references=(Reference("88.118.8/a-long-ref", 1),))   # 84 + 4 + 18
+    with pytest.raises(InvalidValue, match="max_value_bytes"):
+        await store.put_handle("88.118.8/big", [refs], mode="create", actor="t")
+    three = [HandleValue(i, "DESC", b"x" * 90) for i in (1, 2, 3)]           # 94 each, 282 in all
+    with pytest.raises(InvalidValue, match="max_record_bytes"):
+        await store.put_handle("88.118.8/fits", three, mode="replace", actor="t")
+    results = await store.register_batch([("88.118.8/b1", [at_bound]), ("88.118.8/b2", three)],
+                                         overwrite=False, actor="t")
+    assert [r.code for r in results] == [RC.SUCCESS, RC.INVALID_VALUE]
+    assert await store.get_handle("88.118.8/big") is None and await store.get_handle("88.118.8/b2") is None
+    assert [v.data for v in (await store.get_handle("88.118.8/fits")).values] == [at_bound.data]
+    assert [e.handle for e in await store.audit(since_seq=seq)] == ["88.118.8/b1"]
 
 
 async def test_replace(store):

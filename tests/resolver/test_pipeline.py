@@ -57,8 +57,8 @@ def url(u: str, ttl: int = 100) -> list[HandleValue]:
 async def stores(settings):
     """Two store instances on one file: 'here' (this worker) and 'there' (another process)."""
     await provision_node(settings)
-    here = open_store(settings.store.url, home=settings.home)
-    there = open_store(settings.store.url, home=settings.home)
+    here = open_store(settings.store.url, home=settings.home, limits=settings.registry.limits())
+    there = open_store(settings.store.url, home=settings.home, limits=settings.registry.limits())
     await here.open()
     await there.open()
     yield here, there
