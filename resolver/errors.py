@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from protocol.codes import RC
 
@@ -61,3 +62,12 @@ def from_refused(exc: Refused, handle: str | None) -> ApiError:
     if exc.retry_after is not None:
         headers["Retry-After"] = str(int(exc.retry_after))
     return ApiError(status, exc.code, exc.message or RC(exc.code).name.lower(), handle, headers)
+
+
+def short_text(exc: BaseException) -> str:
+    """An error's text on one line of at most 200 characters, for a message or a log
+    line (aiohttp keeps its client errors' text in ``message``, a payload error's in its cause)."""
+    if isinstance(exc, web.RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+        exc = exc.__cause__
+    text = " ".join(str(getattr(exc, "message", None) or exc).split())
+    return text[:200] or type(exc).__name__

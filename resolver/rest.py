@@ -42,19 +42,21 @@ def parse(text: str) -> Handle:
         raise ApiError(400, RC.INVALID_HANDLE, str(exc), text) from None
 
 
+def int_param(raw: str, name: str, low: int, high: int, handle: str | None) -> int:
+    """An integer query parameter in ``low..high``; 400 naming it and its range otherwise."""
+    try:
+        value = int(raw) if len(raw) <= 20 else None
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ApiError(400, RC.ERROR, f"{name} must be an integer in {low}..{high}", handle)
+    return value
+
+
 def indexes_of(request: web.Request, handle: str) -> list[int]:
-    out = []
-    for raw in request.query.getall("index", []):
-        if raw == "various":            # Handle.Net: take the indexes from the body
-            continue
-        try:
-            index = int(raw)
-        except ValueError:
-            raise ApiError(400, RC.ERROR, f"index must be an integer, got {raw!r}", handle) from None
-        if not 0 <= index <= 0xFFFFFFFF:
-            raise ApiError(400, RC.ERROR, f"index out of range: {raw}", handle)
-        out.append(index)
-    return out
+    # "various" (Handle.Net): take the indexes from the body.
+    return [int_param(raw, "index", 0, 0xFFFFFFFF, handle) for raw in request.query.getall("index", [])
+            if raw != "various"]
 
 
 async def caller_of(request: web.Request, node: Node, handle: str | None = None) -> Caller:
@@ -197,13 +199,8 @@ async def list_handles(request: web.Request) -> web.Response:
     node = request.app[NODE]
     raw = request.query.get("prefix", "")
     page_size = node.settings.http.page_size
-    try:
-        page = int(request.query.get("page", "0"))
-        size = int(request.query.get("pageSize", str(page_size)))
-    except ValueError:
-        raise ApiError(400, RC.ERROR, "page and pageSize must be integers", raw) from None
-    if page < 0 or not 0 < size <= page_size:
-        raise ApiError(400, RC.ERROR, f"page must be >= 0 and pageSize 1..{page_size}", raw)
+    page = int_param(request.query.get("page", "0"), "page", 0, MAX_SKIPPED, raw)
+    size = int_param(request.query.get("pageSize", str(page_size)), "pageSize", 1, page_size, raw)
     if page * size > MAX_SKIPPED:
         raise ApiError(400, RC.ERROR, f"page {page} is too deep; follow the 'next' cursor instead", raw)
     caller = await identified(request, node, raw)
