@@ -65,6 +65,9 @@ class Metrics:
         self.dropped = Counter("idnode_requests_dropped_total",
                                "Requests dropped without an answer, by protocol and reason.",
                                ("protocol", "reason"), registry=self.registry)
+        self.udp_rate_sources = Gauge("idnode_hs_udp_rate_sources",
+                                      "Source prefixes the UDP response-rate limit tracks.",
+                                      registry=self.registry, multiprocess_mode="livesum")
         Gauge("idnode_build_info", "Build information.", ("version",), registry=self.registry,
               multiprocess_mode="max").labels(version).set(1)
         self._ops: dict[tuple[str, str], RequestMetrics] = {}

@@ -22,6 +22,7 @@ from .app import make_app
 from .core import Core
 from .core.auth import Authenticator
 from .core.lockout import Lockout
+from .core.throttle import udp_limit
 from .hs.listeners import start_listeners
 from .hs.service import HandleService
 from .hs.site import site_info
@@ -68,7 +69,7 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
     its shared state in private memory."""
     clock = clock or time.time
     async with contextlib.AsyncExitStack() as stack:
-        store = open_store(settings.store.url, home=settings.home, create=False)
+        store = open_store(settings.store.url, home=settings.home, create=False, limits=settings.registry.limits())
         await store.open()
         stack.push_async_callback(store.close)
         await store.secondary_prefix()       # refuses an uninitialised home early
@@ -79,7 +80,8 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         await pipeline.start()
         stack.push_async_callback(pipeline.stop)
         auth = Authenticator(store, Lockout(shared, settings.auth, clock), on_failure=metrics.auth_failed)
-        core = Core(store, pipeline, auth, clock=clock)
+        core = Core(store, pipeline, auth, clock=clock,
+                    udp_limit=udp_limit(settings.handle, on_size=metrics.udp_rate_sources.set))
         node = Node(settings, core, metrics, pipeline)
         hs = HandleService(settings, core, metrics, clock=clock)
         runner = web.AppRunner(make_app(node, hs), access_log=None, handle_signals=False,

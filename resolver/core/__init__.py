@@ -11,6 +11,8 @@ rule is decided here once:
   prefix, HS_VLIST groups, permission bits, read-only values; the node admin
   on top);
 * which values a caller may read and how filters match (:mod:`.visibility`);
+* when an unverified source is answered at all (:mod:`.throttle`: the
+  response-rate limit of UDP answers per source prefix);
 * what a disabled prefix means (:mod:`.reads`, :mod:`.writes`,
   :mod:`.prefixes`): not served, not written, its identities cannot act;
 * resolution through the pipeline, writes as conditional changes
@@ -31,15 +33,17 @@ from .auth import Authenticator
 from .permissions import Permissions
 from .prefixes import Prefixes
 from .reads import Reads, View
+from .throttle import ResponseRateLimit
 from .writes import Writes
 
 
 class Core(Reads, Writes, Prefixes):
     def __init__(self, store: Store, pipeline: Pipeline, auth: Authenticator, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, udp_limit: ResponseRateLimit | None = None) -> None:
         self.store = store
         self.pipeline = pipeline
         self.auth = auth
+        self.udp_limit = udp_limit  # None: every UDP request is answered
         self.permissions = Permissions(store)
         self.clock = clock          # unix seconds: the time values are stamped with
 

@@ -390,8 +390,20 @@ def parse_server(text: str, default_port: int = 2641) -> tuple[str, int]:
 
 async def resolve_record(server: str, handle: str, *, udp: bool = False,
                          timeout: float = 10.0) -> tuple[str, tuple[HandleValue, ...]]:
-    """One resolution for the CLI: ``server`` is ``HOST:PORT``."""
+    """One resolution for the CLI: ``server`` is ``HOST:PORT``. Over UDP, an
+    RC 2 refusal (an answer too large for UDP, a rate-limited source) is asked
+    again over TCP, as Handle.Net's resolver does."""
     host, port = parse_server(server)
-    async with HandleClient(host, port, transport="udp" if udp else "tcp", timeout=timeout) as client:
-        reply = await client.resolve(handle)
-    return reply.handle, reply.values
+
+    async def over(transport: str) -> tuple[str, tuple[HandleValue, ...]]:
+        async with HandleClient(host, port, transport=transport, timeout=timeout) as client:
+            reply = await client.resolve(handle)
+        return reply.handle, reply.values
+
+    if udp:
+        try:
+            return await over("udp")
+        except HandleResponseError as exc:
+            if exc.code != RC.ERROR:
+                raise
+    return await over("tcp")

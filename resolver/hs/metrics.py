@@ -7,20 +7,27 @@ this node does not serve); input that is not a request at all is counted in
 ``idnode_hs_malformed_total{protocol}``; requests a transport dropped without
 an answer in ``idnode_requests_dropped_total{protocol, reason}`` (reasons:
 ``busy``, too many requests in progress; ``reassembly``, a multi-packet UDP
-request with no room or that never completed). Failed authentications are
+request with no room or that never completed; ``rate_limit``, past its
+source prefix's UDP rate; ``shed``, a miss waiting for a registry read
+pushed out of a full queue by newer ones); rate-limited UDP requests answered with the
+small refusal instead in ``idnode_hs_udp_slipped_total``. Pending
+authentication challenges are ``idnode_hs_challenges_pending{pool}`` (``udp``,
+``connection``); the challenges forgotten to make room,
+``idnode_hs_challenges_evicted_total{reason}`` (``source``: the source
+prefix's share was full; ``pool``: the pool was). Failed authentications are
 counted by the operations layer, in ``idnode_auth_failures_total{protocol}``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from protocol.handle import OpCode
 
 from ..metrics import Metrics, RequestMetrics
 
 TRANSPORTS = ("tcp", "udp", "http")
-DROP_REASONS = ("busy", "reassembly")
+DROP_REASONS = ("busy", "reassembly", "rate_limit", "shed")
 SERVED = (OpCode.RESOLUTION, OpCode.GET_SITE_INFO, OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VALUE,
           OpCode.REMOVE_VALUE, OpCode.MODIFY_VALUE, OpCode.LIST_HANDLES, OpCode.CHALLENGE_RESPONSE)
 
@@ -31,6 +38,16 @@ class HsMetrics:
     def __init__(self, metrics: Metrics):
         malformed = Counter("idnode_hs_malformed_total", "Handle protocol input dropped or answered RC 4.",
                             ("protocol",), registry=metrics.registry)
+        self.slipped = Counter("idnode_hs_udp_slipped_total",
+                               "UDP requests past their source's rate answered with a small RC 2 refusal.",
+                               registry=metrics.registry)
+        pending = Gauge("idnode_hs_challenges_pending", "Authentication challenges waiting for an answer, by pool.",
+                        ("pool",), registry=metrics.registry, multiprocess_mode="livesum")
+        self._pending = {True: pending.labels("udp"), False: pending.labels("connection")}
+        evicted = Counter("idnode_hs_challenges_evicted_total",
+                          "Pending challenges forgotten to make room, by the bound that was full.",
+                          ("reason",), registry=metrics.registry)
+        self._evicted = {reason: evicted.labels(reason) for reason in ("source", "pool")}
         self._ops: dict[tuple[str, int], RequestMetrics] = {}
         self._other: dict[str, RequestMetrics] = {}
         self._malformed = {}
@@ -47,6 +64,12 @@ class HsMetrics:
     def op(self, transport: str, op_code: int) -> RequestMetrics:
         found = self._ops.get((transport, op_code))
         return found if found is not None else self._other[transport]
+
+    def pending(self, udp: bool, count: int) -> None:
+        self._pending[udp].set(count)
+
+    def evicted(self, reason: str) -> None:
+        self._evicted[reason].inc()
 
     def malformed(self, transport: str):
         return self._malformed[transport]

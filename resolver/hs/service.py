@@ -25,9 +25,14 @@ this node's site serial, and expire twelve hours after the service's clock
 Bad input: a message that does not decode is answered RC 4 when its request
 id could be read and dropped otherwise; a response sent to the server is
 dropped; an expired request is refused with RC 2; an opCode this node does
-not serve gets RC 5. Administration is always challenged; a resolution is
-challenged when it asks for more than public values (PO clear) and names a
-session (Handle.Net's rule), otherwise non-public values are left out.
+not serve gets RC 5. Administration is always challenged, over TCP and HTTP
+only: over UDP, which Handle clients use for queries alone (this node's
+HS_SITE says so) and whose source address anyone may claim, it is refused
+with RC 2, on which a Handle client asks over TCP. A resolution is challenged
+when it asks for more than public values (PO clear) and names a session
+(Handle.Net's rule), otherwise non-public values are left out. Over UDP no
+answer is larger than ``handle.max_udp_reply_bytes``: a larger one is
+refused with RC 2 the same way.
 """
 
 from __future__ import annotations
@@ -59,7 +64,11 @@ log = logging.getLogger("idnode.hs")
 
 _PO = int(OpFlag.PO)
 _SUCCESS = int(RC.SUCCESS)
+_ERROR = int(RC.ERROR)             # what Handle.Net clients retry over their next interface (TCP)
 _HS = "hs"                      # the service's key in an entry's memo
+# The refusals of UDP requests: short, so that a refusal is no larger than a request.
+TOO_LARGE_FOR_UDP = "too large for UDP; use TCP"          # past handle.max_udp_reply_bytes
+RATE_LIMITED = "rate limited; use TCP"                    # a slip (resolver.core.throttle)
 
 ADMIN_OPS = frozenset({OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VALUE, OpCode.REMOVE_VALUE,
                        OpCode.MODIFY_VALUE, OpCode.LIST_HANDLES})
@@ -104,11 +113,13 @@ class HandleService:
         self.limits = Limits(max_message_bytes=hs.max_message_bytes)
         self._max_bytes = 20 + hs.max_message_bytes        # the full path refuses anything longer
         self.clock = clock
-        self.challenges = ChallengeBook(timeout=hs.challenge_timeout, max_pending=hs.max_challenges, clock=clock)
         self.metrics = HsMetrics(metrics)
+        self.challenges = ChallengeBook(timeout=hs.challenge_timeout, max_pending=hs.max_challenges, clock=clock,
+                                        per_source=hs.challenges_per_source, metrics=self.metrics)
         self._resolution = {t: self.metrics.op(t, OpCode.RESOLUTION) for t in ("tcp", "udp", "http")}
         self._serial = hs.site_serial
         self._site: bytes | None = None
+        self._udp_cap = hs.max_udp_reply_bytes        # bytes of all the datagrams of one UDP reply
 
     def advertise(self, site: bytes) -> None:
         """The encoded HS_SITE that get site info answers (once the ports are known)."""
@@ -143,8 +154,20 @@ class HandleService:
             body = ResolutionResponse(req.handle, self.core.public_view(entry, req.handle).values).to_bytes()
             parts, body_len = udp_parts(body), len(body)
         if transport == "udp":
+            if 28 + body_len + 20 * len(parts) > self._udp_cap:     # header, body, credential length, envelopes
+                return _ERROR, self._plain_error(req, _ERROR, TOO_LARGE_FOR_UDP, transport)
             return code, plain_datagrams(req, code, parts, body_len, now=now, site_serial=self._serial)
         return code, plain_reply(req, code, parts, body_len, now=now, site_serial=self._serial)
+
+    def slip(self, data: bytes) -> bytes | None:
+        """The small refusal (RC 2, "ask over TCP") a rate-limited UDP request
+        may get instead of its answer; None when the request is not a plain
+        resolution (it is dropped). One datagram, about the request's size."""
+        req = peek_plain_resolution(data)
+        if req is None:
+            return None
+        (datagram,) = self._plain_error(req, _ERROR, RATE_LIMITED, "udp")
+        return datagram
 
     def _plain_error(self, req: PlainResolution, code: int, message: str, transport: str) -> "bytes | list[bytes]":
         body = ErrorResponse(message[:500]).to_bytes()
@@ -175,7 +198,15 @@ class HandleService:
             return
         async for reply in self.answer(request, peer, transport):
             wire = encode(reply)
-            yield split_datagrams(wire) if transport == "udp" else wire
+            if transport != "udp":
+                yield wire
+                continue
+            datagrams = split_datagrams(wire)
+            if sum(map(len, datagrams)) > self._udp_cap:      # never amplify over UDP: the client asks again over TCP
+                error = self.error(request, _ERROR, TOO_LARGE_FOR_UDP)
+                datagrams = split_datagrams(encode(error.with_(envelope=error.envelope.with_(
+                    request_id=reply.request_id, session_id=reply.envelope.session_id))))
+            yield datagrams
 
     def malformed(self, exc: HandleProtocolError, transport: str) -> bytes | None:
         """Count input that did not decode; the RC 4 reply when it has a request id."""
@@ -183,9 +214,9 @@ class HandleService:
         reply = protocol_error_reply(exc, now=self.now(), message=f"protocol error: {exc}"[:200])
         return encode(reply) if reply is not None else None
 
-    def dropped(self, transport: str, reason: str) -> None:
-        """Count a request a transport dropped without answering (no room, incomplete)."""
-        self.metrics.dropped(transport, reason).inc()
+    def dropped(self, transport: str, reason: str, count: int = 1) -> None:
+        """Count requests a transport dropped without answering (no room, incomplete, shed, rate-limited)."""
+        self.metrics.dropped(transport, reason).inc(count)
 
     async def answer(self, request: Message, peer: str, transport: str) -> AsyncIterator[Message]:
         if request.is_response:                # never answer an answer (no reflection loops)
@@ -216,14 +247,12 @@ class HandleService:
     def error(self, request: Message, code: int, message: str = "") -> Message:
         return self.reply(request, ErrorResponse(message[:500]), code=code)
 
-    def _challenge(self, request: Message, peer: str) -> Message:
-        session_id = self.challenges.new_session(peer)
-        if session_id is None:
-            return self.error(request, RC.SERVER_BUSY, "too many authentications pending; try again later")
+    def _challenge(self, request: Message, peer: str, transport: str) -> Message:
+        session_id = self.challenges.new_session()
         nonce = new_nonce()
         reply = self.reply(request, Challenge(nonce))
         reply = reply.with_(envelope=reply.envelope.with_(session_id=session_id))
-        self.challenges.add(session_id, request, nonce, reply.request_digest.digest, peer)
+        self.challenges.add(session_id, request, nonce, reply.request_digest.digest, peer, udp=transport == "udp")
         return reply
 
     # ------------------------------------------------------------------ dispatch
@@ -237,16 +266,19 @@ class HandleService:
                    else self.error(request, RC.SERVER_BUSY, "site information not ready"))
         elif op == OpCode.RESOLUTION:
             if OpFlag.PO not in request.op_flags and request.envelope.session_id:
-                yield self._challenge(request, peer)
+                yield self._challenge(request, peer, transport)
             else:
                 yield await self._resolve(request, anonymous(peer))
         elif op in ADMIN_OPS:
+            if transport == "udp":      # Handle clients administer over TCP (HS_SITE says UDP is for queries)
+                yield self.error(request, _ERROR, "administration is not served over UDP; send it over TCP")
+                return
             try:
                 admin.precheck(request.body)
             except Refused as exc:
                 yield self.error(request, exc.code, exc.message)
             else:
-                yield self._challenge(request, peer)
+                yield self._challenge(request, peer, transport)
         elif op == OpCode.CHALLENGE_RESPONSE:
             async for reply in self._answer(request, peer, transport):
                 yield reply

@@ -8,22 +8,45 @@ incomplete after ``handle.udp_timeout``). The service answers the commonest
 requests at once (the fast tier); any other answer runs in a task of its
 own, at most :data:`MAX_INFLIGHT` at once (more are dropped, as a busy UDP
 server does, and counted), so a slow request never holds up another client.
+
+Misses are shed before hits. A plain resolution the cache cannot answer
+needs a registry read, several times the work of a hit; under a flood of
+unknown identifiers those reads would take the loop from reading the socket,
+and the kernel would drop found and not-found requests alike. So misses wait
+in a queue of at most :data:`MAX_QUEUED_MISSES` and are started
+:data:`MISSES_PER_TICK` per turn of the event loop, between reads (one per
+turn while the queue is more than half full: the node is past its rate, and
+reading comes first); a full queue drops its oldest (its client has likely
+given up), counted as ``shed``. Hits are answered as they are read, never
+queued.
+
+Before any work, the operations layer's response-rate limit
+(:mod:`resolver.core.throttle`) decides whether the source is answered: a
+request past its prefix's rate is dropped, or answered by the service's small
+"slip" refusal; both are counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import struct
+from collections import deque
 from typing import Callable
 
 from protocol.handle import HandleProtocolError, Reassembler, split_datagrams
 
+from ..core.throttle import DROP
 from .service import HandleService
 
 log = logging.getLogger("idnode.hs.udp")
 
 MAX_INFLIGHT = 256
+MAX_QUEUED_MISSES = 1024
+RECEIVE_BUFFER = 4 * 1024 * 1024
+MISSES_PER_TICK = 8
 MAX_PENDING_SETS = 256
 MAX_PENDING_BYTES = 4 * 1024 * 1024
 _SEQ_AND_LENGTH = struct.Struct(">II")      # envelope bytes 12..19
@@ -39,9 +62,17 @@ class UdpServer(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._reassembly_drops = 0
+        self._limit = service.core.udp_limit
+        self._misses: deque = deque()            # (coroutine of the answer, addr), oldest first
+        self._draining = False
+        self._shed = 0                           # counted in bulk as the queue drains
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:           # room for bursts while the loop is busy (the kernel caps it at rmem_max)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def datagram_received(self, data: bytes, addr) -> None:
         if self._stopping:
@@ -51,13 +82,53 @@ class UdpServer(asyncio.DatagramProtocol):
             data = self._reassemble(data, addr)
             if data is None:
                 return
+        if self._limit is not None:
+            verdict = self._limit.admit(addr[0])
+            if verdict:
+                self._limited(verdict, data, addr)
+                return
         replies = self.service.handle(data, addr[0], "udp")
         if type(replies) is list:                 # the fast tier: datagrams, ready
             sendto = self.transport.sendto
             for datagram in replies:
                 sendto(datagram, addr)
             return
+        if asyncio.iscoroutine(replies):          # a miss: queued, started between reads
+            self._queue_miss(replies, addr)
+            return
         self._spawn(replies, addr)
+
+    def _queue_miss(self, answer, addr) -> None:
+        misses = self._misses
+        if len(misses) >= MAX_QUEUED_MISSES:
+            misses.popleft()[0].close()
+            self._shed += 1
+        misses.append((answer, addr))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def _drain(self) -> None:
+        """Start the next few queued misses; again on the next turn while any are left."""
+        misses = self._misses
+        if self._shed:
+            self.service.dropped("udp", "shed", self._shed)
+            self._shed = 0
+        for _ in range(min(MISSES_PER_TICK if len(misses) < MAX_QUEUED_MISSES // 2 else 1, len(misses))):
+            self._spawn(*misses.popleft())
+        if misses and not self._stopping:
+            asyncio.get_running_loop().call_soon(self._drain)
+        else:
+            self._draining = False
+
+    def _limited(self, verdict: int, data: bytes, addr) -> None:
+        """A request past its source's rate: dropped, or slipped a small refusal."""
+        slip = None if verdict == DROP else self.service.slip(data)
+        if slip is None:
+            self.service.dropped("udp", "rate_limit")
+            return
+        self.service.metrics.slipped.inc()
+        self.transport.sendto(slip, addr)
 
     def _reassemble(self, data: bytes, addr) -> bytes | None:
         """A part of a multi-packet request: the whole request once every part is in."""
@@ -116,6 +187,8 @@ class UdpServer(asyncio.DatagramProtocol):
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop receiving, let answers in progress finish (up to ``timeout``), then cancel them."""
         self._stopping = True
+        while self._misses:
+            self._misses.popleft()[0].close()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:

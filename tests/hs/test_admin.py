@@ -23,7 +23,7 @@ def rest_values(doc: dict) -> list[tuple[int, str, object]]:
     return [(v["index"], v["type"], v["data"]["value"]) for v in doc["values"]]
 
 
-@pytest.mark.parametrize("transport", ["tcp", "udp", "http"])
+@pytest.mark.parametrize("transport", ["tcp", "http"])
 async def test_create_add_modify_remove_delete_then_rest(hs, transport):
     ent_rest = basic("300:88.118.8/ADMIN", "enterprise-secret-0001")
     async with hs.client(transport) as client:
@@ -54,6 +54,25 @@ async def test_create_add_modify_remove_delete_then_rest(hs, transport):
                      ("handle.create", "handle.add", "handle.modify", "handle.remove_values", "handle.delete")]
     assert await hs.metric("idnode_requests_total", protocol=f"hs-{transport}", operation="challenge_response",
                            result="success") == 5
+
+
+async def test_administration_over_udp_is_steered_to_tcp_without_a_challenge(hs):
+    """Handle clients administer over TCP (the node's HS_SITE offers UDP for
+    queries only); over UDP, whose source anyone may claim, every change is
+    refused with RC 2 (the code a Handle client retries over TCP on) and no
+    challenge is kept for it."""
+    await hs.store.put_handle(H, [URL, ADMIN], mode="create", actor="test")
+    async with hs.client("udp") as client:
+        calls = [client.create_handle("88.118.8/udp-new", [URL], ENT), client.add_values(H, [EMAIL], ENT),
+                 client.modify_values(H, [URL.with_(data=b"https://x.example/")], ENT),
+                 client.remove_values(H, [1], ENT), client.delete_handle(H, ENT)]
+        for call in calls:
+            with pytest.raises(HandleResponseError) as err:
+                await call
+            assert err.value.code == RC.ERROR and "over TCP" in str(err.value)
+    assert len(hs.service.challenges) == 0
+    assert await hs.store.get_handle("88.118.8/udp-new") is None
+    assert [v.data for v in (await hs.store.get_handle(H)).values] == [URL.data, ADMIN.data]
 
 
 async def test_values_are_stamped_with_the_server_clock(hs):
@@ -267,14 +286,21 @@ async def test_an_answer_is_used_once_over_any_transport_from_the_same_address(h
     assert replay.response_code == RC.AUTHENTICATION_TIMEOUT
 
 
-async def test_pending_challenges_are_bounded(tmp_path):
-    async with hs_node(tmp_path, **{"handle.max_challenges": 3}) as hs:
+async def test_pending_challenges_are_bounded_and_a_newcomer_is_always_challenged(tmp_path):
+    """A full table forgets its oldest challenge instead of refusing the next
+    client; a forgotten challenge's answer finds nothing pending."""
+    async with hs_node(tmp_path, **{"handle.max_challenges": 4}) as hs:     # 3 for TCP and HTTP, 1 for UDP
         async with hs.client() as client:
-            codes = []
+            pending = []
             for _ in range(4):
                 request = client.request(DeleteHandleRequest(PRODUCT))
                 (reply,) = await client.exchange(encode(request), request.request_id)
-                codes.append(reply.response_code)
-            assert codes == [RC.AUTHENTICATION_NEEDED] * 3 + [RC.SERVER_BUSY]
-            hs.clock.advance(61)                                           # they expire: room again
-            await client.delete_handle(PRODUCT, ENT)
+                assert reply.response_code == RC.AUTHENTICATION_NEEDED
+                pending.append((request, reply))
+            assert len(hs.service.challenges) == 3
+            answer, rid = _answer(client, *pending[0], ENT)
+            (forgotten,) = await client.exchange(answer, rid)
+            answer, rid = _answer(client, *pending[3], ENT)
+            (latest,) = await client.exchange(answer, rid)
+        assert forgotten.response_code == RC.AUTHENTICATION_TIMEOUT
+        assert latest.response_code == RC.SUCCESS and await hs.store.get_handle(PRODUCT) is None

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from protocol.values import HandleValue
 from resolver.cli import cli
 
 from .conftest import PRODUCT, hs_node
@@ -35,6 +36,16 @@ async def test_resolve_over_the_handle_protocol(tmp_path, udp):
         missing = await idnode("resolve", "88.118.8/absent", "--hs", server, *extra)
         assert missing.exit_code == 1 and "88.118.8/absent not found" in missing.stderr
     assert (await idnode("resolve", PRODUCT, "--udp")).exit_code == 2          # --udp needs --hs
+
+
+async def test_resolve_over_udp_asks_again_over_tcp_when_refused(tmp_path):
+    """An answer past handle.max_udp_reply_bytes is refused over UDP (RC 2); the CLI asks over TCP."""
+    async with hs_node(tmp_path, clock=time.time, **{"handle.max_udp_reply_bytes": 1024}) as hs:
+        big = [HandleValue(i, "DESC", b"d" * 600) for i in (1, 2, 3)]
+        await hs.store.put_handle("88.118.8/wide", big, mode="create", actor="test")
+        result = await idnode("resolve", "88.118.8/wide", "--hs", f"127.0.0.1:{hs.port}", "--udp")
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["1", "2", "3"]
 
 
 async def test_resolve_against_a_closed_port(tmp_path):

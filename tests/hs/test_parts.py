@@ -16,23 +16,32 @@ from .conftest import NOW, Clock
 REQUEST = make_request(DeleteHandleRequest("88.118.8/x"), request_id=1, now=NOW)
 
 
-def test_challenge_book_bounds_in_all_per_address_and_in_time():
+def test_challenge_book_bounds_per_source_per_pool_and_in_time():
     clock = Clock()
-    book = ChallengeBook(timeout=60, max_pending=5, clock=clock, max_per_peer=3)
-    ids = []
-    for peer in ("a", "a", "a", "b", "b"):
-        sid = book.new_session(peer)
-        assert sid and sid not in ids
-        ids.append(sid)
-        book.add(sid, REQUEST, b"n" * 16, b"d" * 32, peer)
-    assert book.new_session("a") is None                 # three for "a" already
-    assert book.new_session("c") is None                 # five in all
-    assert book.take(ids[0], "b") is None                # another address's challenge
-    assert book.take(ids[0], "a").nonce == b"n" * 16
-    assert book.take(ids[0], "a") is None                # used once
+    book = ChallengeBook(timeout=60, max_pending=8, clock=clock, per_source=3)   # pools: 2 over UDP, 6 others
+
+    def add(peer: str, udp: bool = False) -> int:
+        sid = book.new_session()
+        book.add(sid, REQUEST, b"n" * 16, b"d" * 32, peer, udp=udp)
+        return sid
+
+    a = [add("10.0.0.1"), add("10.0.0.2"), add("10.0.0.3")]
+    assert book.held_by("10.0.0.9") == 3                 # one /24: one source
+    a.append(add("10.0.0.4"))                            # its fourth makes room by forgetting its first
+    assert book.held_by("10.0.0.1") == 3 and book.take(a[0], "10.0.0.1") is None
+    b = [add("10.0.1.1"), add("10.0.2.1"), add("10.0.3.1")]
+    assert len(book) == 6                                # the TCP/HTTP pool is full
+    newcomer = add("192.0.2.7")                          # ... and still has room for a newcomer
+    assert book.take(a[1], "10.0.0.2") is None           # (the pool's oldest went)
+    u = [add(f"203.0.{i}.1", udp=True) for i in range(5)]
+    assert len(book) == 8 and book.held_by("203.0.4.1") == 1   # UDP challenges never crowd out the others
+    assert book.take(u[0], "203.0.0.1") is None and book.take(u[4], "203.0.4.1") is not None
+    assert book.take(newcomer, "192.0.2.8") is None      # another address's challenge
+    assert book.take(newcomer, "192.0.2.7").nonce == b"n" * 16
+    assert book.take(newcomer, "192.0.2.7") is None      # used once
     clock.advance(60)
-    assert book.take(ids[1], "a") is None and len(book) == 0
-    assert book.new_session("c") is not None
+    assert book.take(b[0], "10.0.1.1") is None and len(book) == 0
+    assert book.held_by("10.0.0.1") == 0
 
 
 def test_site_record_from_settings():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from protocol.codes import RC
 from protocol.handle import (ENVELOPE_SIZE, UDP_DATAGRAM_BYTES, EnvFlag, Envelope, ResolutionRequest, decode,
                              encode, make_request, split_datagrams)
@@ -11,7 +13,7 @@ from protocol.values import HandleValue
 from resolver.hs.udp import MAX_PENDING_SETS
 from tests.protocol.handle.wirebuild import fixture
 
-from .conftest import NOW, PRODUCT
+from .conftest import NOW, PRODUCT, hs_node
 
 BIG = "88.118.8/big-record"
 BIG_VALUES = tuple(HandleValue(i, "DESC", f"value {i} ".encode() * 30, permissions=0x0E) for i in range(1, 41))
@@ -38,11 +40,19 @@ async def udp_socket(hs):
     return transport, proto
 
 
+@pytest.fixture
+async def hs_wide(tmp_path):
+    """A node that sends answers of any size over UDP (not the default)."""
+    async with hs_node(tmp_path, **{"handle.max_udp_reply_bytes": 1 << 20}) as node:
+        yield node
+
+
 def resolution(handle: str, request_id: int, types: tuple[str, ...] = ()) -> bytes:
     return encode(make_request(ResolutionRequest(handle, (), types), request_id=request_id, now=NOW))
 
 
-async def test_large_record_comes_back_in_many_packets(hs):
+async def test_large_record_comes_back_in_many_packets(hs_wide):
+    hs = hs_wide
     await hs.store.put_handle(BIG, BIG_VALUES, mode="create", actor="test")
     transport, proto = await udp_socket(hs)
     transport.sendto(resolution(BIG, 77))
@@ -63,7 +73,8 @@ async def test_large_record_comes_back_in_many_packets(hs):
     assert [(v.index, v.data) for v in reply.body.values] == [(v.index, v.data) for v in BIG_VALUES]
 
 
-async def test_large_record_through_the_client(hs):
+async def test_large_record_through_the_client(hs_wide):
+    hs = hs_wide
     await hs.store.put_handle(BIG, BIG_VALUES, mode="create", actor="test")
     async with hs.client("udp") as client:
         reply = await client.resolve(BIG)
@@ -163,3 +174,58 @@ async def test_bad_datagrams(hs):
     assert first.request_id == decode(bytes(good)).request_id and first.response_code == RC.PROTOCOL_ERROR
     assert second.request_id == 4242 and second.response_code == RC.SUCCESS
     assert await hs.metric("idnode_hs_malformed_total", protocol="hs-udp") == 2
+
+
+MEDIUM = "88.118.8/medium-record"
+MEDIUM_VALUES = tuple(HandleValue(i, "DESC", b"m" * 2000) for i in (1, 2, 3))      # ~6 kB: past 4,096
+
+
+async def replies_until_quiet(proto, settle: float = 0.5) -> list[bytes]:
+    """Every datagram that arrives until none has for ``settle`` seconds."""
+    out = []
+    while True:
+        try:
+            out.append(await asyncio.wait_for(proto.queue.get(), settle))
+        except asyncio.TimeoutError:
+            return out
+
+
+@pytest.mark.parametrize("types", [(), ("DESC",)])          # the fast tier, and the full one
+async def test_an_answer_past_the_udp_bound_is_refused_small_and_whole_over_tcp(hs, types):
+    await hs.store.put_handle(MEDIUM, MEDIUM_VALUES, mode="create", actor="test")
+    request = resolution(MEDIUM, 66, types)
+    transport, proto = await udp_socket(hs)
+    transport.sendto(request)
+    got = await replies_until_quiet(proto)
+    transport.close()
+    assert len(got) == 1 and len(got[0]) <= len(request) + 20     # no amplification
+    reply = decode(got[0])
+    assert (reply.request_id, reply.response_code, reply.body.message) == (66, RC.ERROR, "too large for UDP; use TCP")
+    async with hs.client("tcp") as client:
+        whole = await client.resolve(MEDIUM)
+    assert [v.data for v in whole.values] == [v.data for v in MEDIUM_VALUES]
+
+
+async def test_udp_answers_are_rate_limited_per_source_prefix_with_slip(tmp_path):
+    settings = {"handle.udp_rate_exempt": "", "handle.udp_rate": 0.001, "handle.udp_burst": 5,
+                "handle.udp_slip": 2}
+    async with hs_node(tmp_path, **settings) as hs:
+        transport, proto = await udp_socket(hs)
+        for i in range(41):
+            transport.sendto(resolution(PRODUCT, 100 + i))
+        got = [decode(d) for d in await replies_until_quiet(proto)]
+        transport.close()
+        codes = [r.response_code for r in got]
+        assert codes.count(RC.SUCCESS) == 5 and codes.count(RC.ERROR) == 18 and len(codes) == 23
+        assert all(r.body.message == "rate limited; use TCP" for r in got if r.response_code == RC.ERROR)
+        assert await hs.metric("idnode_requests_dropped_total", protocol="hs-udp", reason="rate_limit") == 18
+        assert await hs.metric("idnode_hs_udp_slipped_total") == 18
+        loop = asyncio.get_running_loop()                        # another /24 is not limited by this one
+        other, other_proto = await loop.create_datagram_endpoint(Datagrams, local_addr=("127.0.1.7", 0),
+                                                                 remote_addr=(hs.host, hs.port))
+        other.sendto(resolution(PRODUCT, 999))
+        reply = decode(await other_proto.queue.get())
+        other.close()
+        assert (reply.request_id, reply.response_code) == (999, RC.SUCCESS)
+        async with hs.client("tcp") as client:                   # TCP is never rate-limited this way
+            assert (await client.resolve(PRODUCT)).handle == PRODUCT

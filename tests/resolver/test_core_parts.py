@@ -1,5 +1,6 @@
 """The operations layer's parts on their own: shared memory, lock-out,
-permissions a change needs, value visibility and filters, web URLs."""
+permissions a change needs, value visibility and filters, web URLs, the UDP
+response-rate limit."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from resolver.core.lockout import Lockout, source_of
 from resolver.core.permissions import needed_for_change
 from resolver.core.urls import is_web_url, redirect_target
 from resolver.core.visibility import readable, select
-from resolver.settings import AuthSettings
+from resolver.core.throttle import ANSWER, DROP, SLIP, ResponseRateLimit, source_prefix, udp_limit
+from resolver.settings import AuthSettings, HandleSettings
 from resolver.shared import STAMP_SLOTS, SharedState, slot_of
 
 
@@ -168,3 +170,32 @@ def test_redirect_target_is_the_first_web_url():
     values = [HandleValue(1, "URL", b"javascript:alert(1)"), HandleValue(2, "URL", b"\xff\xfe"),
               HandleValue(3, "URL", b"https://ok.example/")]
     assert redirect_target(values) == "https://ok.example/" and redirect_target(values[:2]) is None
+
+
+# -- UDP response-rate limit --------------------------------------------------------------------
+def test_udp_answers_per_source_prefix_are_a_token_bucket_with_slip():
+    clock = Clock()
+    limit = ResponseRateLimit(HandleSettings(udp_rate=10, udp_burst=4, udp_slip=3, udp_rate_exempt="10.9.0.0/16"),
+                              clock)
+    verdicts = [limit.admit(f"192.0.2.{i}") for i in range(1, 11)]          # one /24, ten addresses
+    assert verdicts == [ANSWER] * 4 + [DROP, DROP, SLIP, DROP, DROP, SLIP]
+    assert limit.admit("192.0.3.1") == ANSWER                               # the next /24 has its own
+    clock.now += 0.25                                                       # 2.5 answers refilled
+    assert [limit.admit("192.0.2.1") for _ in range(3)] == [ANSWER, ANSWER, DROP]
+    clock.now += 100                                                        # never more than the burst
+    assert [limit.admit("192.0.2.1") for _ in range(5)].count(ANSWER) == 4
+    assert all(limit.admit("10.9.200.1") == ANSWER for _ in range(100))     # exempt
+    assert [limit.admit("2001:db8:0:ff::1") for _ in range(4)] + [limit.admit("2001:db8:0:1::9")] \
+        == [ANSWER] * 4 + [DROP]                                            # one IPv6 /56
+    assert source_prefix("::ffff:192.0.2.7") == "192.0.2.0/24"
+
+
+def test_udp_rate_limit_tracks_a_bounded_number_of_prefixes():
+    clock = Clock()
+    sizes = []
+    limit = ResponseRateLimit(HandleSettings(udp_rate=1, udp_burst=1, udp_rate_sources=100, udp_rate_exempt=""),
+                              clock, on_size=sizes.append)
+    for i in range(1000):
+        limit.admit(f"10.{i // 256}.{i % 256}.1")
+    assert len(limit) == 100 and max(sizes) == 100 and sizes[-1] == 100
+    assert udp_limit(HandleSettings(udp_rate=0)) is None                   # 0: no limit at all
