@@ -97,3 +97,40 @@ class Metrics:
             multiprocess.MultiProcessCollector(combined, path=self._multiprocess_dir)
             return generate_latest(combined)
         return generate_latest(self.registry)
+
+
+# -- connections (resolver.connections) ------------------------------------------------------------------------
+
+class ConnectionMetrics:
+    """Client connections of the HTTP and Handle TCP servers (protocol ``http``
+    or ``hs-tcp``): open now, refused at a limit (reason ``per_source``,
+    ``total``, ``fd_reserve``), cut by the node (reason ``header_timeout``,
+    ``body_timeout``, ``message_timeout``: a request not whole in time;
+    ``send_timeout``: a client that stopped reading its replies), and the
+    process's file-descriptor limit with the connections it leaves room for."""
+
+    PROTOCOLS = ("http", "hs-tcp")
+    REFUSALS = ("per_source", "total", "fd_reserve")
+
+    def __init__(self, registry: CollectorRegistry):
+        self.open = Gauge("idnode_connections", "Open client connections, by protocol.", ("protocol",),
+                          registry=registry, multiprocess_mode="livesum")
+        self.refused = Counter("idnode_connections_refused_total",
+                               "Connections refused at once at a limit, by protocol and reason.",
+                               ("protocol", "reason"), registry=registry)
+        self.cut = Counter("idnode_connections_cut_total",
+                           "Connections the node closed at a timeout, by protocol and reason.",
+                           ("protocol", "reason"), registry=registry)
+        self.fd_limit = Gauge("idnode_fd_limit", "The file-descriptor limit of a node process (RLIMIT_NOFILE).",
+                              registry=registry, multiprocess_mode="max")
+        self.capacity = Gauge("idnode_connections_capacity",
+                              "Connections taken at once, all protocols, before the file-descriptor reserve.",
+                              registry=registry, multiprocess_mode="livesum")
+        for protocol in self.PROTOCOLS:
+            self.open.labels(protocol)
+            for reason in self.REFUSALS:
+                self.refused.labels(protocol, reason)
+
+    def cuts(self, protocol: str, *reasons: str) -> dict:
+        """The ``cut`` children of one protocol, by reason (look up once)."""
+        return {reason: self.cut.labels(protocol, reason) for reason in reasons}

@@ -19,6 +19,7 @@ from registry.store import Store
 
 from . import logs
 from .app import make_app
+from .connections import Door, FdGate, return_big_buffers
 from .core import Core
 from .core.auth import Authenticator
 from .core.lockout import Lockout
@@ -26,7 +27,8 @@ from .core.throttle import udp_limit
 from .hs.listeners import start_listeners
 from .hs.service import HandleService
 from .hs.site import site_info
-from .metrics import Metrics
+from .http_connections import HttpLimits, HttpSite
+from .metrics import ConnectionMetrics, Metrics
 from .node import Node
 from .pipeline import build_pipeline
 from .settings import Settings
@@ -88,11 +90,18 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
                                shutdown_timeout=shutdown_timeout)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.http.bind, settings.http.port, reuse_address=True,
-                           reuse_port=reuse_port or None)
+        connections = ConnectionMetrics(metrics.registry)
+        gate = FdGate(connections)           # after the store's files: what is left is for connections
+        http, handle = settings.http, settings.handle
+        http_door = Door(gate, connections, "http", max_connections=http.max_connections,
+                         per_source=http.max_connections_per_source)
+        site = HttpSite(runner, HttpLimits(runner.server, http_door, http, connections), http.bind, http.port,
+                        reuse_port=reuse_port)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]   # type: ignore[union-attr]
-        listeners = await start_listeners(hs, settings, reuse_port=reuse_port)
+        port = site.port
+        tcp_door = Door(gate, connections, "hs-tcp", max_connections=handle.max_connections,
+                        per_source=handle.max_connections_per_source)
+        listeners = await start_listeners(hs, settings, tcp_door, connections, reuse_port=reuse_port)
         stack.push_async_callback(listeners.stop, shutdown_timeout)
         hs.advertise(site_info(settings, tcp_port=listeners.port, udp_port=listeners.port, http_port=port).encode())
         yield Running(node, store, port, listeners.port, hs)
@@ -114,6 +123,7 @@ async def _serve_forever(settings: Settings, **options) -> None:
 def run(settings: Settings, **options) -> None:
     """Serve until SIGINT or SIGTERM (blocking); ``options`` go to :func:`serving`."""
     logs.configure(settings.log.format, settings.log.level)
+    return_big_buffers()
     try:
         import uvloop
         runner = uvloop.run

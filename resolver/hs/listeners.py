@@ -11,6 +11,8 @@ import asyncio
 import errno
 from dataclasses import dataclass
 
+from ..connections import Door
+from ..metrics import ConnectionMetrics
 from ..settings import Settings
 from .service import HandleService
 from .site import hs_bind
@@ -30,12 +32,14 @@ class Listeners:
         await asyncio.gather(self.tcp.stop(timeout), self.udp.stop(timeout))
 
 
-async def start_listeners(service: HandleService, settings: Settings, *, reuse_port: bool = False) -> Listeners:
-    """``reuse_port``: share the port with other worker processes (SO_REUSEPORT)."""
+async def start_listeners(service: HandleService, settings: Settings, door: Door, metrics: ConnectionMetrics, *,
+                          reuse_port: bool = False) -> Listeners:
+    """``door`` admits TCP connections (:mod:`resolver.connections`);
+    ``reuse_port``: share the port with other worker processes (SO_REUSEPORT)."""
     host, wanted = hs_bind(settings), settings.handle.port
     loop = asyncio.get_running_loop()
     for attempt in range(PORT_ATTEMPTS if wanted == 0 else 1):
-        tcp = TcpServer(service, idle_timeout=settings.handle.idle_timeout)
+        tcp = TcpServer(service, settings.handle, door, metrics)
         port = await tcp.start(host, wanted, reuse_port=reuse_port)
         udp = UdpServer(service, timeout=settings.handle.udp_timeout)
         try:

@@ -10,13 +10,25 @@ through the connection's queue and one worker task. The connection is closed
 
 * on the client's EOF once every request read so far is answered (so a
   client that half-closes after sending still gets its reply);
-* after ``idle_timeout`` seconds without a whole request (a client that reads
-  until the server closes gets its reply, then the close);
+* after ``idle_timeout`` seconds without a whole request, counted from the
+  accept or the last answer, not from the last byte: a client that reads
+  until the server closes gets its reply, then the close, and a message
+  started and never finished is cut at the same deadline;
 * after answering RC 4 to an envelope the framer cannot frame (too long, bad
   version): the next message boundary is unknown.
 
-Backpressure: reading pauses while :data:`MAX_QUEUED` requests wait, and
-each reply waits for the transport's write buffer to drain.
+A connection past the :class:`~resolver.connections.Door` (per source, in
+total, the file-descriptor reserve) is closed at once, unanswered: it has not
+been read from, and a Handle client takes a refused connection as a server to
+try again later or elsewhere.
+
+Backpressure: reading pauses while :data:`MAX_QUEUED` requests wait. Replies
+go to the transport in pieces of at most half of ``max_unread_bytes``, the
+next once the transport's buffer is below its high-water mark (the other
+half), so a connection never holds more than ``max_unread_bytes`` of replies
+its client has not taken. A client that takes nothing for ``send_timeout``
+seconds while its buffer is full is cut off (``abort``): its buffer and the
+reply being sent are let go with the connection.
 """
 
 from __future__ import annotations
@@ -27,11 +39,19 @@ from collections import deque
 
 from protocol.handle import HandleProtocolError, StreamFramer
 
+from ..connections import Door, Stall
+from ..metrics import ConnectionMetrics
+from ..settings import HandleSettings
 from .service import HandleService
 
 log = logging.getLogger("idnode.hs.tcp")
 
 MAX_QUEUED = 8
+
+
+async def _ready(reply: bytes) -> bytes:
+    """A fast-tier reply too large to write at once, queued for the worker."""
+    return reply
 
 
 class TcpConnection(asyncio.Protocol):
@@ -48,23 +68,40 @@ class TcpConnection(asyncio.Protocol):
         self._writable.set()
         self._eof = False
         self._reading_paused = False
+        self._source: str | None = None
+        self._stall: Stall | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else "?"
+        self._source = self._server.door.admit(self.peer)
+        if self._source is None:
+            transport.close()
+            return
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.set_write_buffer_limits(high=self._server.piece)
         self._server.connections.add(self)
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._source is None:               # refused at the door
+            return
+        self._server.door.release(self._source)
+        self._source = None
         self._server.forget(self)
         self._cancel_idle()
+        if self._stall is not None:
+            self._stall.stop()
         self._writable.set()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
+        # A cancelled task keeps its CancelledError, whose traceback keeps the
+        # worker's frames: the reply being sent, and this connection. Let go of
+        # the task, or that cycle holds the reply until a full garbage collection.
+        self._worker = self._stall = None
         for item in self._queue:               # answers never to be sent: let them go quietly
             if asyncio.iscoroutine(item):
                 item.close()
@@ -72,8 +109,12 @@ class TcpConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        if self._stall is None:
+            self._stall = Stall(self.transport, self._server.send_timeout, self._server.cut["send_timeout"])
+        self._stall.start()
 
     def resume_writing(self) -> None:
+        self._stall.stop()
         self._writable.set()
 
     def data_received(self, data: bytes) -> None:
@@ -84,9 +125,11 @@ class TcpConnection(asyncio.Protocol):
             if type(item) is bytes and not self._queue and not self._busy and self._writable.is_set():
                 replies = self._service.handle(item, self.peer, "tcp")
                 if type(replies) is bytes:           # the fast tier: in order, nothing is ahead of it
-                    self.transport.write(replies)
-                    answered = True
-                    continue
+                    if len(replies) <= self._server.piece:
+                        self.transport.write(replies)
+                        answered = True
+                        continue
+                    replies = _ready(replies)
                 item = replies
             self._queue.append(item)
         if answered and not self._queue and not self._busy:
@@ -128,12 +171,10 @@ class TcpConnection(asyncio.Protocol):
                 if type(replies) is not bytes and asyncio.iscoroutine(replies):
                     replies = await replies            # the plain tier: one answer
                 if type(replies) is bytes:
-                    transport.write(replies)
-                    await self._writable.wait()
+                    await self._send(replies)
                 else:
                     async for reply in replies:
-                        transport.write(reply)
-                        await self._writable.wait()
+                        await self._send(reply)
                 if self._reading_paused and not self._framer.broken and len(self._queue) < MAX_QUEUED:
                     self._reading_paused = False
                     transport.resume_reading()
@@ -145,6 +186,20 @@ class TcpConnection(asyncio.Protocol):
             transport.close()              # flushes what is written, then closes
         else:
             self._arm_idle()
+
+    async def _send(self, reply: bytes) -> None:
+        """Write ``reply`` in pieces, each once the client has taken enough of the last."""
+        transport, piece = self.transport, self._server.piece
+        if len(reply) <= piece:
+            transport.write(reply)
+        else:
+            view = memoryview(reply)
+            for at in range(0, len(view), piece):
+                await self._writable.wait()
+                if transport.is_closing():
+                    return
+                transport.write(view[at:at + piece])
+        await self._writable.wait()
 
     # -- idle timeout and shutdown -------------------------------------------------------------
     def _arm_idle(self) -> None:
@@ -159,6 +214,8 @@ class TcpConnection(asyncio.Protocol):
     def _on_idle(self) -> None:
         self._idle = None
         if not self._busy and self.transport is not None:
+            if self._framer.buffered:
+                self._server.cut["message_timeout"].inc()
             self.transport.close()
 
     def shutdown(self) -> None:
@@ -170,9 +227,13 @@ class TcpConnection(asyncio.Protocol):
 class TcpServer:
     """The listening socket and its connections."""
 
-    def __init__(self, service: HandleService, *, idle_timeout: float):
+    def __init__(self, service: HandleService, settings: HandleSettings, door: Door, metrics: ConnectionMetrics):
         self.service = service
-        self.idle_timeout = idle_timeout
+        self.door = door
+        self.idle_timeout = settings.idle_timeout
+        self.send_timeout = settings.send_timeout
+        self.piece = settings.max_unread_bytes // 2     # the largest write, and the buffer's high-water mark
+        self.cut = metrics.cuts("hs-tcp", "message_timeout", "send_timeout")
         self.connections: set[TcpConnection] = set()
         self.stopping = False
         self._server: asyncio.Server | None = None
