@@ -120,6 +120,8 @@ def test_udp_answers_neither_amplify_nor_flood_a_claimed_source(home):
         factor = sum(map(len, got)) / (sent * len(known))
         assert factor < 1.0, factor                                    # fewer bytes out than in
         assert asyncio.run(metric(url, "idnode_requests_dropped_total", protocol="hs-udp", reason="rate_limit")) > 0
+        print(f"amplification: big record {len(reply)}/{len(big)} bytes; {sent} requests from one source: "
+              f"{answered} answered, {slipped} slipped, {len(got)} datagrams, factor {factor:.3f}")
         other = udp_socket("127.0.1.2")                                # another prefix is answered meanwhile
         other.sendto(known, ("127.0.0.1", port))
         assert [rc(d) for d in drain(other)] == [RC.SUCCESS]
@@ -153,6 +155,7 @@ async def _rest_lockout(url: str) -> tuple[int, int]:
 def test_wrong_passwords_from_anywhere_never_lock_out_the_admin(home):
     with serving_workers(home, 1, env={"IDNODE_AUTH_FAILURE_DELAY": "0"}) as (url, _port):
         ok, tries = asyncio.run(_rest_lockout(url))
+        print(f"lock-out: the admin wrote {ok} of {tries} times between 50 rotating attackers")
         assert (ok, tries) == (50, 50)
         assert asyncio.run(metric(url, "idnode_auth_failures_total", protocol="rest")) >= 50 * 5
 
@@ -188,6 +191,7 @@ def test_unanswered_challenges_cannot_fill_the_table_for_others(home):
         asyncio.run(over_tcp())
         udp = asyncio.run(metric(url, "idnode_hs_challenges_pending", pool="udp"))
         conn = asyncio.run(metric(url, "idnode_hs_challenges_pending", pool="connection"))
+        print(f"challenges: {udp:.0f} pending over UDP, {conn:.0f} over TCP; the admin's write went through")
         assert udp == 64 // 4 and conn == 3 * 4                     # UDP: its quarter; TCP: 4 per source
         assert asyncio.run(metric(url, "idnode_hs_challenges_evicted_total", reason="source")) >= 3 * 26
 
