@@ -64,6 +64,8 @@ class ResponseRateLimit:
         self._exempt = networks(settings.udp_rate_exempt)
         self._clock = clock
         self._keys: dict[str, str] = {}               # peer -> its prefix (_EXEMPT: never limited)
+        # Peers seen to be exempt: a transport may skip admit() for them (one set lookup per request).
+        self.exempt: set[str] = set()
         self._buckets: dict[str, list[float]] = {}    # prefix -> [tokens, time of the last refill, limited]
 
     @property
@@ -76,12 +78,14 @@ class ResponseRateLimit:
     def _key(self, peer: str) -> str:
         if len(self._keys) >= self.max_sources:
             self._keys.clear()                        # a cache: rebuilt as peers come back
+            self.exempt.clear()
         try:
             ip = ipaddress.ip_address(peer)
         except ValueError:
             ip = None
         if ip is not None and any(ip in net for net in self._exempt if net.version == ip.version):
             key = _EXEMPT
+            self.exempt.add(peer)
         else:
             key = source_prefix(peer)
         self._keys[peer] = key

@@ -42,10 +42,11 @@ import time
 from typing import AsyncIterator, Callable, Coroutine
 
 from protocol.codes import RC
-from protocol.handle import (Challenge, ErrorResponse, GetSiteInfoResponse, HandleProtocolError, Limits, Message,
-                             OpCode, OpFlag, ResolutionResponse, decode, encode, make_reply, protocol_error_reply,
-                             split_datagrams)
-from protocol.handle.fastpath import PlainResolution, peek_plain_resolution, plain_datagrams, plain_reply, udp_parts
+from protocol.handle import (ENVELOPE_SIZE, Challenge, ErrorResponse, GetSiteInfoResponse, HandleProtocolError, Limits,
+                             Message, OpCode, OpFlag, ResolutionResponse, decode, encode, make_reply,
+                             protocol_error_reply, split_datagrams)
+from protocol.handle.fastpath import (HEADER, UDP_PAYLOAD, PlainResolution, peek_plain_resolution, plain_datagrams,
+                                      plain_reply, udp_parts)
 from protocol.handle.message import ECHO_FLAGS
 from protocol.identifier import handle_key
 
@@ -84,6 +85,27 @@ def rendering(view: View) -> tuple[int, tuple[bytes, ...], int]:
     return view.code, udp_parts(body), len(body)
 
 
+def udp_reply_bytes(body_len: int) -> int:
+    """What the plain reply of an answer body of ``body_len`` bytes puts on the
+    wire over UDP: header, body, credential length, an envelope per datagram
+    (the datagrams as :func:`udp_parts` cuts them)."""
+    rest = body_len + 4
+    datagrams = 1 if rest <= UDP_PAYLOAD - HEADER else 1 - (UDP_PAYLOAD - HEADER - rest) // UDP_PAYLOAD
+    return HEADER + rest + ENVELOPE_SIZE * datagrams
+
+
+def _largest_body(cap: int) -> int:
+    """The longest answer body whose plain UDP reply fits ``cap`` bytes (0 if none)."""
+    low, high = 0, cap            # udp_reply_bytes grows with the body: bisect
+    while low < high:
+        mid = (low + high + 1) // 2
+        if udp_reply_bytes(mid) <= cap:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
 def memoised(cache, entry: Entry) -> tuple[int, tuple[bytes, ...], int]:
     """The entry's Handle answer to an anonymous, unfiltered request naming it
     as registered, made once and kept in its memo (charged to ``cache``)."""
@@ -120,6 +142,7 @@ class HandleService:
         self._serial = hs.site_serial
         self._site: bytes | None = None
         self._udp_cap = hs.max_udp_reply_bytes        # bytes of all the datagrams of one UDP reply
+        self._udp_body_max = _largest_body(self._udp_cap)   # the fast tier's check of the same
 
     def advertise(self, site: bytes) -> None:
         """The encoded HS_SITE that get site info answers (once the ports are known)."""
@@ -154,7 +177,7 @@ class HandleService:
             body = ResolutionResponse(req.handle, self.core.public_view(entry, req.handle).values).to_bytes()
             parts, body_len = udp_parts(body), len(body)
         if transport == "udp":
-            if 28 + body_len + 20 * len(parts) > self._udp_cap:     # header, body, credential length, envelopes
+            if body_len > self._udp_body_max:
                 return _ERROR, self._plain_error(req, _ERROR, TOO_LARGE_FOR_UDP, transport)
             return code, plain_datagrams(req, code, parts, body_len, now=now, site_serial=self._serial)
         return code, plain_reply(req, code, parts, body_len, now=now, site_serial=self._serial)

@@ -82,12 +82,14 @@ class UdpServer(asyncio.DatagramProtocol):
             data = self._reassemble(data, addr)
             if data is None:
                 return
-        if self._limit is not None:
-            verdict = self._limit.admit(addr[0])
+        peer = addr[0]
+        limit = self._limit
+        if limit is not None and peer not in limit.exempt:
+            verdict = limit.admit(peer)
             if verdict:
                 self._limited(verdict, data, addr)
                 return
-        replies = self.service.handle(data, addr[0], "udp")
+        replies = self.service.handle(data, peer, "udp")
         if type(replies) is list:                 # the fast tier: datagrams, ready
             sendto = self.transport.sendto
             for datagram in replies:

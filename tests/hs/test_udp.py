@@ -10,6 +10,8 @@ from protocol.codes import RC
 from protocol.handle import (ENVELOPE_SIZE, UDP_DATAGRAM_BYTES, EnvFlag, Envelope, ResolutionRequest, decode,
                              encode, make_request, split_datagrams)
 from protocol.values import HandleValue
+from protocol.handle.fastpath import PlainResolution, plain_datagrams, udp_parts
+from resolver.hs.service import udp_reply_bytes
 from resolver.hs.udp import MAX_PENDING_SETS
 from tests.protocol.handle.wirebuild import fixture
 
@@ -229,3 +231,11 @@ async def test_udp_answers_are_rate_limited_per_source_prefix_with_slip(tmp_path
         assert (reply.request_id, reply.response_code) == (999, RC.SUCCESS)
         async with hs.client("tcp") as client:                   # TCP is never rate-limited this way
             assert (await client.resolve(PRODUCT)).handle == PRODUCT
+
+
+def test_the_fast_tiers_udp_size_is_what_the_datagrams_weigh():
+    for body_len in (0, 1, 463, 464, 465, 956, 957, 3908, 3909, 20_000):
+        parts = udp_parts(bytes(body_len))
+        wire = plain_datagrams(PlainResolution("88.118.8/x", 11, 0, 1, 0, 0, 0), 1, parts, body_len, now=0,
+                               site_serial=1)
+        assert udp_reply_bytes(body_len) == sum(map(len, wire))

@@ -185,6 +185,7 @@ def test_udp_answers_per_source_prefix_are_a_token_bucket_with_slip():
     clock.now += 100                                                        # never more than the burst
     assert [limit.admit("192.0.2.1") for _ in range(5)].count(ANSWER) == 4
     assert all(limit.admit("10.9.200.1") == ANSWER for _ in range(100))     # exempt
+    assert "10.9.200.1" in limit.exempt and "192.0.2.1" not in limit.exempt   # a transport may skip admit()
     assert [limit.admit("2001:db8:0:ff::1") for _ in range(4)] + [limit.admit("2001:db8:0:1::9")] \
         == [ANSWER] * 4 + [DROP]                                            # one IPv6 /56
     assert source_prefix("::ffff:192.0.2.7") == "192.0.2.0/24"
