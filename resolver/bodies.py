@@ -11,7 +11,8 @@ nests deeper than ``http.max_json_depth`` (cbor2 stops there itself) or, in
 CBOR, holds what JSON cannot (tags, byte strings, sets, shared or cyclic
 references, non-text keys, integers beyond 64 bits, NaN): handlers see the
 JSON data model only. A refusal that leaves the body unread says
-``Connection: close``.
+``Connection: close`` and closes the connection after the answer, without
+reading (or waiting for) the rest of the body.
 """
 
 from __future__ import annotations
@@ -36,20 +37,30 @@ _INTS = range(-(1 << 63), 1 << 64)          # what JSON decoding (orjson) gives 
 _UNREAD = {"Connection": "close"}           # a body refused unread: the connection is not reused
 
 
+def _refused_unread(request: web.Request, status: int, message: str, handle: str | None,
+                    headers: dict[str, str] | None = None) -> ApiError:
+    """A refusal of a body left unread: the connection closes after the answer,
+    without reading the rest (``drop_unread_body`` of the node's request handler)."""
+    drop = getattr(request.protocol, "drop_unread_body", None)
+    if drop is not None:
+        drop()
+    return ApiError(status, RC.ERROR, message, handle, headers={**(headers or {}), **_UNREAD})
+
+
 async def read_raw(request: web.Request, handle: str | None = None) -> bytes:
     """The body's bytes as sent: 415 for a Content-Encoding, 413 over the size limit,
     400 when the client sends less than it announced."""
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding != "identity":
-        raise ApiError(415, RC.ERROR, f"Content-Encoding {encoding[:40]!r} is not accepted; send the body "
-                       "uncompressed", handle, headers={"Accept-Encoding": "identity", **_UNREAD})
+        raise _refused_unread(request, 415, f"Content-Encoding {encoding[:40]!r} is not accepted; send the body "
+                              "uncompressed", handle, {"Accept-Encoding": "identity"})
     limit = request.app[NODE].settings.http.max_body_bytes
     if (request.content_length or 0) > limit:
-        raise ApiError(413, RC.ERROR, f"request body larger than {limit} bytes", handle, headers=_UNREAD)
+        raise _refused_unread(request, 413, f"request body larger than {limit} bytes", handle)
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, RC.ERROR, f"request body larger than {limit} bytes", handle, headers=_UNREAD) from None
+        raise _refused_unread(request, 413, f"request body larger than {limit} bytes", handle) from None
     except (web.RequestPayloadError, HttpProcessingError, ConnectionError) as exc:     # the last: the client left
         raise ApiError(400, RC.ERROR, f"unreadable request body: {short_text(exc)}", handle) from None
 

@@ -51,6 +51,8 @@ def error_response(status: int, code: int, message: str, handle: str | None, hea
     """The error shape as a response."""
     body = {"responseCode": int(code), "handle": handle, "message": message}
     resp = web.Response(body=orjson.dumps(body), status=status, content_type="application/json", headers=headers)
+    if headers and headers.get("Connection") == "close":
+        resp.force_close()              # as the header says: aiohttp would keep the connection otherwise
     resp[RC_KEY] = int(code)
     return resp
 

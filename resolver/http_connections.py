@@ -133,10 +133,15 @@ class Connection(RequestHandler):
             return
         self._limits.cut["body_timeout"].inc()
         if self._request_in_progress:
-            self._lingering_time = 0.0     # after the 408, close: the rest of the body is not waited for
+            self.drop_unread_body()        # after the 408, close: the rest of the body is not waited for
             payload.set_exception(web.HTTPRequestTimeout(text="the request body did not arrive in time"))
         else:                              # answered already; only its unread body is left
             self.force_close()
+
+    def drop_unread_body(self) -> None:
+        """Close after the current answer instead of reading what is left of
+        its request's body (aiohttp lingers up to 10 s for it otherwise)."""
+        self._lingering_time = 0.0
 
     # -- send ----------------------------------------------------------------------------------
     def pause_writing(self) -> None:
