@@ -13,12 +13,12 @@ Misses are shed before hits. A plain resolution the cache cannot answer
 needs a registry read, several times the work of a hit; under a flood of
 unknown identifiers those reads would take the loop from reading the socket,
 and the kernel would drop found and not-found requests alike. So misses wait
-in a queue of at most :data:`MAX_QUEUED_MISSES` and are started
-:data:`MISSES_PER_TICK` per turn of the event loop, between reads (one per
-turn while the queue is more than half full: the node is past its rate, and
-reading comes first); a full queue drops its oldest (its client has likely
-given up), counted as ``shed``. Hits are answered as they are read, never
-queued.
+in a queue of at most :data:`MAX_QUEUED_MISSES` and are started between
+reads, once per turn of the event loop: up to :data:`MISSES_PER_TICK` when
+the socket has nothing more to read, one while datagrams wait in it (the
+node is behind: reading, and so the hits, come first). A full queue drops
+its oldest miss (its client has likely given up), counted as ``shed``. Hits
+are answered as they are read, never queued.
 
 Before any work, the operations layer's response-rate limit
 (:mod:`resolver.core.throttle`) decides whether the source is answered: a
@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import socket
 import struct
+import termios
 from collections import deque
 from typing import Callable
 
@@ -46,10 +48,11 @@ log = logging.getLogger("idnode.hs.udp")
 MAX_INFLIGHT = 256
 MAX_QUEUED_MISSES = 1024
 RECEIVE_BUFFER = 4 * 1024 * 1024
-MISSES_PER_TICK = 8
+MISSES_PER_TICK = 64
 MAX_PENDING_SETS = 256
 MAX_PENDING_BYTES = 4 * 1024 * 1024
 _SEQ_AND_LENGTH = struct.Struct(">II")      # envelope bytes 12..19
+_NO_BYTES = bytes(4)                         # FIONREAD's answer when nothing waits
 
 
 class UdpServer(asyncio.DatagramProtocol):
@@ -66,11 +69,13 @@ class UdpServer(asyncio.DatagramProtocol):
         self._misses: deque = deque()            # (coroutine of the answer, addr), oldest first
         self._draining = False
         self._shed = 0                           # counted in bulk as the queue drains
+        self._fd: int | None = None              # the socket, asked whether datagrams wait in it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None:           # room for bursts while the loop is busy (the kernel caps it at rmem_max)
+            self._fd = sock.fileno()
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
@@ -116,12 +121,21 @@ class UdpServer(asyncio.DatagramProtocol):
         if self._shed:
             self.service.dropped("udp", "shed", self._shed)
             self._shed = 0
-        for _ in range(min(MISSES_PER_TICK if len(misses) < MAX_QUEUED_MISSES // 2 else 1, len(misses))):
+        for _ in range(min(1 if self._backlog() else MISSES_PER_TICK, len(misses))):
             self._spawn(*misses.popleft())
         if misses and not self._stopping:
             asyncio.get_running_loop().call_soon(self._drain)
         else:
             self._draining = False
+
+    def _backlog(self) -> bool:
+        """Whether a datagram is waiting in the socket (FIONREAD: the size of the next one)."""
+        if self._fd is None:
+            return False
+        try:
+            return fcntl.ioctl(self._fd, termios.FIONREAD, _NO_BYTES) != _NO_BYTES
+        except OSError:
+            return False
 
     def _limited(self, verdict: int, data: bytes, addr) -> None:
         """A request past its source's rate: dropped, or slipped a small refusal."""
