@@ -5,7 +5,8 @@ over HTTP) reads it here, so every one refuses the same way, in the API's
 error shape: 415 for any ``Content-Encoding`` but identity (the node takes
 bodies as sent: no client of the Handle REST API compresses, and refusing
 needs no bound on a decompressed size), 413 over ``http.max_body_bytes``,
-400 for a body cut short or bytes that do not decode. A decoded JSON or CBOR
+408 for a body that does not arrive within ``http.body_timeout``, 400 for
+a body cut short or bytes that do not decode. A decoded JSON or CBOR
 body is walked level by level, without recursion, and refused (400) when it
 nests deeper than ``http.max_json_depth`` (cbor2 stops there itself) or, in
 CBOR, holds what JSON cannot (tags, byte strings, sets, shared or cyclic
@@ -17,6 +18,7 @@ reading (or waiting for) the rest of the body.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -58,7 +60,13 @@ async def read_raw(request: web.Request, handle: str | None = None) -> bytes:
     if (request.content_length or 0) > limit:
         raise _refused_unread(request, 413, f"request body larger than {limit} bytes", handle)
     try:
-        return await request.read()
+        async with asyncio.timeout(request.app[NODE].settings.http.body_timeout):
+            return await request.read()
+    except TimeoutError:
+        late = getattr(request.protocol, "body_late", None)       # the node's request handler counts it
+        if late is not None:
+            late()
+        raise _refused_unread(request, 408, "the request body did not arrive in time", handle) from None
     except web.HTTPRequestEntityTooLarge:
         raise _refused_unread(request, 413, f"request body larger than {limit} bytes", handle) from None
     except (web.RequestPayloadError, HttpProcessingError, ConnectionError) as exc:     # the last: the client left

@@ -10,17 +10,18 @@ request handler with these added, does:
   ``header_timeout`` seconds after the accept is closed (the heads of later
   requests are bounded by ``keepalive_timeout``);
 * **body**: a request whose body is not all there ``body_timeout`` seconds
-  after its head is answered 408 (the handler's read raises
-  ``HTTPRequestTimeout``, which the app renders in the API's error shape) and
-  the connection closed after it;
+  after its handler starts reading it is answered 408 in the API's error
+  shape and the connection closed after it (the one body reader,
+  :mod:`resolver.bodies`, times the read and calls :meth:`Connection.body_late`;
+  a body no handler reads is drained by aiohttp after the answer, at most
+  its ``lingering_time``, 10 s);
 * **send**: a client that takes none of its response for ``send_timeout``
   seconds once the transport's buffer is full is cut off (:class:`Stall`).
 
 Connections past the :class:`~resolver.connections.Door` (per source, in
 total, the file-descriptor reserve) get a 503 in the API's error shape and
-are closed at once, before aiohttp sees them. The work is per connection:
-a request without a body costs one function call more (the check that it
-has none).
+are closed at once, before aiohttp sees them. The work is per connection,
+none per request.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import asyncio
 
 import orjson
 from aiohttp import web
-from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from protocol.codes import RC
@@ -57,7 +57,6 @@ class HttpLimits:
         self.server = server
         self.door = door
         self.header_timeout = settings.header_timeout
-        self.body_timeout = settings.body_timeout
         self.keepalive_timeout = settings.keepalive_timeout
         self.send_timeout = settings.send_timeout
         self.cut = metrics.cuts("http", "header_timeout", "body_timeout", "send_timeout")
@@ -70,7 +69,7 @@ class HttpLimits:
 class Connection(RequestHandler):
     """aiohttp's request handler with the door and the timeouts (module docstring)."""
 
-    __slots__ = ("_limits", "_source", "_head_timer", "_body_timer", "_stall", "_make_request")
+    __slots__ = ("_limits", "_source", "_head_timer", "_stall")
 
     def __init__(self, limits: HttpLimits):
         # auto_decompress off: a Content-Encoding is refused (415, resolver.bodies), never inflated.
@@ -79,9 +78,7 @@ class Connection(RequestHandler):
         self._limits = limits
         self._source: str | None = None
         self._head_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
         self._stall: Stall | None = None
-        self._make_request = self._request_factory
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         limits = self._limits
@@ -93,17 +90,15 @@ class Connection(RequestHandler):
             return
         super().connection_made(transport)
         self._head_timer = self._loop.call_later(limits.header_timeout, self._head_late)
-        self._request_factory = self._timed_request
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._source is None:           # refused at the door: aiohttp never saw it
             return
         self._limits.door.release(self._source)
         self._source = None
-        for timer in (self._head_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._body_timer = None
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         if self._stall is not None:
             self._stall.stop()
         super().connection_lost(exc)
@@ -116,27 +111,10 @@ class Connection(RequestHandler):
             self.force_close()
 
     # -- body ----------------------------------------------------------------------------------
-    def _timed_request(self, message, payload, protocol, writer, task) -> web.BaseRequest:
-        if payload is not EMPTY_PAYLOAD and not payload.is_eof():
-            self._time_body(payload)
-        return self._make_request(message, payload, protocol, writer, task)
-
-    def _time_body(self, payload: StreamReader) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-        timer = self._body_timer = self._loop.call_later(self._limits.body_timeout, self._body_late, payload)
-        payload.on_eof(timer.cancel)
-
-    def _body_late(self, payload: StreamReader) -> None:
-        self._body_timer = None
-        if payload.is_eof() or self.transport is None:
-            return
+    def body_late(self) -> None:
+        """Count a request whose body did not arrive in time (its reader answers
+        408 and drops the rest: :meth:`drop_unread_body`)."""
         self._limits.cut["body_timeout"].inc()
-        if self._request_in_progress:
-            self.drop_unread_body()        # after the 408, close: the rest of the body is not waited for
-            payload.set_exception(web.HTTPRequestTimeout(text="the request body did not arrive in time"))
-        else:                              # answered already; only its unread body is left
-            self.force_close()
 
     def drop_unread_body(self) -> None:
         """Close after the current answer instead of reading what is left of
