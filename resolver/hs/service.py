@@ -292,10 +292,9 @@ class HandleService:
                 yield self._challenge(request, peer, transport)
             else:
                 yield await self._resolve(request, anonymous(peer))
+        elif op in ADMIN_OPS and transport == "udp":     # Handle clients administer over TCP: HS_SITE
+            yield self.error(request, _ERROR, "administration is not served over UDP; send it over TCP")
         elif op in ADMIN_OPS:
-            if transport == "udp":      # Handle clients administer over TCP (HS_SITE says UDP is for queries)
-                yield self.error(request, _ERROR, "administration is not served over UDP; send it over TCP")
-                return
             try:
                 admin.precheck(request.body)
             except Refused as exc:
