@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import resource
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -23,10 +25,10 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
 
 
-def start(*args, home, env: dict[str, str] | None = None, cwd=None) -> subprocess.Popen:
+def start(*args, home, env: dict[str, str] | None = None, cwd=None, preexec_fn=None) -> subprocess.Popen:
     return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env={**clean_env(), **(env or {})},
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=cwd)
+                            cwd=cwd, preexec_fn=preexec_fn)
 
 
 class Lines:
@@ -72,12 +74,55 @@ def next_event(logs: Lines, until: float) -> dict:
         raise AssertionError("a line that is not a JSON event:\n" + "\n".join([line, *more])) from None
 
 
+@dataclass
+class Served:
+    """A serving `idnode serve`: its URL, Handle port, worker pids and log lines."""
+    url: str
+    hs_port: int
+    pids: list[int]
+    logs: Lines
+
+    @property
+    def http_port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def pid(self) -> int:
+        """The serving process of ``--workers 1``."""
+        (pid,) = self.pids
+        return pid
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss(self) -> int:
+        """Resident memory of the serving process, bytes."""
+        with open(f"/proc/{self.pid}/status") as fh:
+            line = next(line for line in fh if line.startswith("VmRSS:"))
+        return int(line.split()[1]) * 1024
+
+    def events(self, event: str) -> list[dict]:
+        """The log events named ``event`` so far (all of them once the node stopped)."""
+        return [e for e in map(_json, self.logs.seen) if e.get("event") == event]
+
+
+def _json(line: str) -> dict:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}
+
+
 @contextlib.contextmanager
-def serving_workers(home, workers: int, env: dict[str, str] | None = None):
-    """``idnode serve --workers N`` on free ports; yields ``(http_url, hs_port)``
-    once every worker logged "serving", and stops it (SIGTERM, then a clean exit)."""
+def serving_workers(home, workers: int, env: dict[str, str] | None = None, *, nofile: int | None = None):
+    """``idnode serve --workers N`` on free ports, RLIMIT_NOFILE lowered to
+    ``nofile`` when given; yields a :class:`Served` once every worker logged
+    "serving", then stops it (SIGTERM, a clean exit, its log read to the end)."""
+    def lower_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
     server = start("--log-format", "json", "serve", "--workers", str(workers), "--http-port", "0",
-                   "--hs-port", "0", home=home, env=env)
+                   "--hs-port", "0", home=home, env=env, preexec_fn=lower_limit if nofile else None)
     try:
         logs = Lines(server.stderr)
         until = time.monotonic() + DEADLINE
@@ -88,9 +133,11 @@ def serving_workers(home, workers: int, env: dict[str, str] | None = None):
                 serving[event["pid"]] = event
         (url,) = {e["http"] for e in serving.values()}
         (hs_port,) = {e["hs_port"] for e in serving.values()}
-        yield url, hs_port
+        yield Served(url, hs_port, list(serving), logs)
+        assert server.poll() is None, "the node died"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=DEADLINE) == 0, logs.rest()[-5:]
+        logs.rest()
     finally:
         if server.poll() is None:
             server.kill()

@@ -11,14 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import os
-import resource
-import signal
 import socket
-import subprocess
 import time
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import aiohttp
@@ -28,7 +22,7 @@ import pytest
 from protocol.codes import RC
 from protocol.handle import OpFlag, ResolutionRequest, encode, make_request
 from resolver.hs.client import HandleClient, HandleResponseError
-from tests.processes import DEADLINE, IDNODE, Lines, clean_env, next_event
+from tests.processes import DEADLINE, next_event, serving_workers
 
 ENT_PASSWORD = "enterprise-secret-0001"
 ENT = {"Authorization": "Basic " + base64.b64encode(f"{quote('300:88.118.8/ADMIN')}:{ENT_PASSWORD}".encode()).decode()}
@@ -47,38 +41,6 @@ HELD = 2 * 1024 * 1024
 LEFT_BEHIND = 16 * 1024 * 1024
 
 
-@dataclass
-class Served:
-    url: str
-    hs_port: int
-    pid: int
-    logs: Lines
-
-    @property
-    def http_port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def rss(self) -> int:
-        """Resident memory of the serving process, bytes."""
-        with open(f"/proc/{self.pid}/status") as fh:
-            line = next(line for line in fh if line.startswith("VmRSS:"))
-        return int(line.split()[1]) * 1024
-
-    def events(self, event: str) -> list[dict]:
-        """The log events so far (read up to the end after the process stopped)."""
-        return [e for e in map(_json, self.logs.seen) if e.get("event") == event]
-
-
-def _json(line: str) -> dict:
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return {}
-
-
 @pytest.fixture
 def home(tmp_path):
     from tests.cli.conftest import Idnode
@@ -86,33 +48,6 @@ def home(tmp_path):
     idnode.ok("init")
     idnode.ok("prefix", "create", "88.118.8", "--owner", "Acme", "--password-stdin", input=ENT_PASSWORD + "\n")
     return idnode.home
-
-
-@contextlib.contextmanager
-def serving(home, env: dict[str, str], *, nofile: int | None = None):
-    """``idnode serve --workers 1`` (one process: the one serving) on free
-    ports, with RLIMIT_NOFILE lowered to ``nofile`` when given."""
-    def lower_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-
-    process = subprocess.Popen(
-        [str(IDNODE), "--home", str(home), "--log-format", "json", "serve", "--workers", "1", "--http-port", "0",
-         "--hs-port", "0"], env={**clean_env(), **env}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, preexec_fn=lower_limit if nofile else None)
-    try:
-        logs = Lines(process.stderr)
-        until = time.monotonic() + DEADLINE
-        while (event := next_event(logs, until)).get("event") != "serving":
-            pass
-        yield Served(event["http"], event["hs_port"], event["pid"], logs)
-        assert process.poll() is None, "the node died"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=DEADLINE) == 0, logs.rest()[-5:]
-        logs.rest()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 async def settle(measure, good, deadline: float = 30.0):
@@ -167,7 +102,7 @@ async def test_one_source_cannot_take_the_http_connections_of_others(home):
     attackers go, the descriptors are back and the other address is served."""
     env = {"IDNODE_HTTP_MAX_CONNECTIONS_PER_SOURCE": "20", "IDNODE_HTTP_MAX_CONNECTIONS": "40",
            "IDNODE_HTTP_HEADER_TIMEOUT": "120", "IDNODE_HTTP_KEEPALIVE_TIMEOUT": "120"}
-    with serving(home, env) as node:
+    with serving_workers(home, 1, env) as node:
         await put_record(node.url, HANDLE, [{"index": 1, "type": "URL", "data": "https://acme.example/1"}])
         assert (await get(node.url, f"/api/handles/{HANDLE}"))[0] == 200
         baseline = node.fds()
@@ -206,7 +141,7 @@ async def test_slow_heads_and_bodies_are_cut(home):
     (the body with 408 first)."""
     env = {"IDNODE_HTTP_HEADER_TIMEOUT": "0.5", "IDNODE_HTTP_BODY_TIMEOUT": "0.5",
            "IDNODE_HTTP_KEEPALIVE_TIMEOUT": "1"}
-    with serving(home, env) as node:
+    with serving_workers(home, 1, env) as node:
         port = node.http_port
         silent = [await connect("127.0.0.1", port, ATTACKER) for _ in range(5)]
         half = [await connect("127.0.0.1", port, ATTACKER) for _ in range(5)]
@@ -241,7 +176,7 @@ async def test_the_node_stops_short_of_its_descriptor_limit(home):
     takes what its reserve leaves, refuses the rest at once, says so once,
     stays up, and serves again once they go."""
     env = {"IDNODE_HTTP_MAX_CONNECTIONS_PER_SOURCE": "0", "IDNODE_HTTP_HEADER_TIMEOUT": "120"}
-    with serving(home, env, nofile=256) as node:
+    with serving_workers(home, 1, env, nofile=256) as node:
         port = node.http_port
         assert (await get(node.url, f"/api/handles/{HANDLE}"))[0] == 404
         baseline = node.fds()
@@ -297,7 +232,7 @@ async def test_handle_clients_that_do_not_read_are_cut_off(home):
     env = {"IDNODE_HANDLE_SEND_TIMEOUT": "1", "IDNODE_HANDLE_IDLE_TIMEOUT": "1",
            "IDNODE_HANDLE_MAX_CONNECTIONS_PER_SOURCE": "60", "IDNODE_HANDLE_MAX_CONNECTIONS": "100",
            "IDNODE_HTTP_SEND_TIMEOUT": "1"}
-    with serving(home, env) as node:
+    with serving_workers(home, 1, env) as node:
         await put_record(node.url, BIG, [{"index": i, "type": "DESC", "data": f"{i}" * 60_000} for i in range(1, 7)])
         async with HandleClient("127.0.0.1", node.hs_port, local_host=OTHER, timeout=10.0) as client:
             size = sum(len(v.data) for v in (await client.resolve(BIG)).values)

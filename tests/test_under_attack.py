@@ -87,7 +87,8 @@ async def metric(url: str, name: str, **labels: str) -> float:
 # -- 1. UDP amplification ----------------------------------------------------------------------
 def test_udp_answers_neither_amplify_nor_flood_a_claimed_source(home):
     env = {"IDNODE_HANDLE_UDP_RATE_EXEMPT": ""}           # loopback is limited like any network here
-    with serving_workers(home, 1, env=env) as (url, port):
+    with serving_workers(home, 1, env=env) as node:
+        url, port = node.url, node.hs_port
         s = udp_socket("127.0.0.2")
         (big,) = hs_requests([BIG])
         s.sendto(big, ("127.0.0.1", port))
@@ -153,7 +154,8 @@ async def _rest_lockout(url: str) -> tuple[int, int]:
 
 
 def test_wrong_passwords_from_anywhere_never_lock_out_the_admin(home):
-    with serving_workers(home, 1, env={"IDNODE_AUTH_FAILURE_DELAY": "0"}) as (url, _port):
+    with serving_workers(home, 1, env={"IDNODE_AUTH_FAILURE_DELAY": "0"}) as node:
+        url = node.url
         ok, tries = asyncio.run(_rest_lockout(url))
         print(f"lock-out: the admin wrote {ok} of {tries} times between 50 rotating attackers")
         assert (ok, tries) == (50, 50)
@@ -163,7 +165,8 @@ def test_wrong_passwords_from_anywhere_never_lock_out_the_admin(home):
 # -- 3. The Handle challenge table ------------------------------------------------------------
 def test_unanswered_challenges_cannot_fill_the_table_for_others(home):
     env = {"IDNODE_HANDLE_MAX_CHALLENGES": "64", "IDNODE_HANDLE_CHALLENGES_PER_SOURCE": "4"}
-    with serving_workers(home, 1, env=env) as (url, port):
+    with serving_workers(home, 1, env=env) as node:
+        url, port = node.url, node.hs_port
         now = int(time.time())
         for k in range(40):                              # 40 source prefixes over UDP, 10 requests each
             s = udp_socket(f"127.0.{k}.3")
@@ -242,7 +245,8 @@ def _probe(port: int, stop, out) -> None:
 
 def test_a_flood_of_unknown_identifiers_leaves_known_ones_answered(home):
     ctx = mp.get_context("fork")
-    with serving_workers(home, 1) as (url, port):
+    with serving_workers(home, 1) as node:
+        url, port = node.url, node.hs_port
         # The node's maximum rate: what it answers (its own count) in a second of more known lookups than it can.
         labels = {"protocol": "hs-udp", "operation": "resolution", "result": "success"}
         before = asyncio.run(metric(url, "idnode_requests_total", **labels))

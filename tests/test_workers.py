@@ -67,7 +67,8 @@ async def test_every_read_sees_the_acknowledged_write(node):
     Handle TCP. Before each write the identifier is read, so that workers hold
     it in their caches (not found, then the old value): a read that answered
     from such an entry would be stale."""
-    with serving_workers(node.home, 2, env={"IDNODE_CACHE_NEGATIVE_TTL": "3600"}) as (url, hs_port):
+    with serving_workers(node.home, 2, env={"IDNODE_CACHE_NEGATIVE_TTL": "3600"}) as served:
+        url, hs_port = served.url, served.hs_port
         readers = (
             lambda h: fresh_get(url, h),
             lambda h: fresh_resolve(hs_port, "udp", h),
@@ -104,7 +105,8 @@ async def test_failed_logins_lock_out_the_source_not_the_identity(node):
     the real admin, on 127.0.0.1, keeps writing over both."""
     env = {"IDNODE_AUTH_LOCKOUT_FAILURES": "4", "IDNODE_AUTH_FAILURE_DELAY": "0"}
     url_value = {"values": [{"index": 1, "type": "URL", "data": "https://acme.example/x"}]}
-    with serving_workers(node.home, 2, env=env) as (url, hs_port):
+    with serving_workers(node.home, 2, env=env) as served:
+        url, hs_port = served.url, served.hs_port
         async def rest_put(source: str, handle: str, password: str) -> tuple[int, int]:
             connector = aiohttp.TCPConnector(force_close=True, local_addr=(source, 0))
             async with aiohttp.ClientSession(connector=connector) as session:

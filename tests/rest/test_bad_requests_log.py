@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import time
 
 import pytest
 
 from resolver.logs import BadRequests
 from tests.conftest import provision_node
-from tests.processes import DEADLINE, Lines, next_event, start
+from tests.processes import serving_workers
 
 from .conftest import capture, exchange, status_of
 
@@ -71,28 +69,12 @@ def test_a_serving_node_logs_bad_requests_once_each_and_bounded(settings):
     """``idnode serve`` (logs.configure): JSON lines, no traceback, at most 10 a minute
     (in each worker: one here)."""
     asyncio.run(provision_node(settings))
-    server = start("--log-format", "json", "serve", "--workers", "1", "--http-port", "0", "--hs-port", "0",
-                   home=settings.node.home)
-    try:
-        logs = Lines(server.stderr)
-        until = time.monotonic() + DEADLINE
-        url = None
-        while url is None:
-            event = next_event(logs, until)
-            url = event.get("http") if event.get("event") == "serving" else None
-        port = int(url.rsplit(":", 1)[1])
-
+    with serving_workers(settings.node.home, 1) as node:
         async def attack():
             for data in BAD * 4:
-                assert status_of(await exchange(port, data)) == 400
+                assert status_of(await exchange(node.http_port, data)) == 400
         asyncio.run(attack())
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=DEADLINE) == 0
-        rest = logs.rest()
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+    rest = node.logs.seen
     assert not [line for line in rest if "Traceback" in line or '"exc"' in line]
     bad = [line for line in rest if '"bad HTTP request from 127.0.0.1: ' in line]
     assert len(bad) == 10 and all('"logger":"aiohttp.server"' in line and '"level":"warning"' in line for line in bad)
