@@ -48,7 +48,7 @@ from protocol.values import (
 )
 from protocol.valuetypes import (
     ALL_ADMIN_PERMS, AdminRef, Interface, PublicKey, ServerInfo, SiteInfo, VList, WireError,
-    kind_of,
+    key_trailer, kind_of,
 )
 
 __all__ = [
@@ -256,7 +256,7 @@ def _vlist_from_json(x: object, where: str) -> bytes:
 # ---------------------------------------------------------------- data: key
 
 def _key_to_json(key: PublicKey) -> dict:
-    if not key.known or key.rest or key.key_type == "DH_PUB_KEY":
+    if not key.known or key.rest != key_trailer(key.key_type) or key.key_type == "DH_PUB_KEY":
         raise JsonValueError("", "key has no JSON form")
     parts = dict(zip(("q", "p", "g", "y") if key.key_type == "DSA_PUB_KEY" else ("e", "n"), key.parts))
     if key.key_type == "RSA_PUB_KEY":

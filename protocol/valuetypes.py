@@ -329,6 +329,13 @@ _KEY_PARTS = {
 }
 
 
+def key_trailer(key_type: str) -> bytes:
+    """What Handle.Net writes after a key's integers: four zero bytes after an
+    RSA key (it sizes it for four length fields and writes three; its 9.3.1
+    server's HS_SITE has them), nothing after the others."""
+    return bytes(4) if key_type == "RSA_PUB_KEY" else b""
+
+
 @dataclass(frozen=True, slots=True)
 class PublicKey:
     """A Handle public key, parsed where the key type is known, else opaque.
@@ -371,7 +378,8 @@ class PublicKey:
     @classmethod
     def from_numbers(cls, key_type: str, numbers: dict[str, int]) -> "PublicKey":
         """Build a key as Handle.Net's ``Util.getBytesFromPublicKey`` does:
-        Java ``BigInteger.toByteArray`` (minimal two's complement) per part."""
+        Java ``BigInteger.toByteArray`` (minimal two's complement) per part,
+        then :func:`key_trailer`."""
         names = _KEY_PARTS.get(key_type)
         if names is None:
             raise WireError(f"unknown key type {key_type!r}")
@@ -381,7 +389,7 @@ class PublicKey:
             _check(isinstance(n, int) and not isinstance(n, bool) and n >= 0,
                    f"key part {name} must be a non-negative integer")
             parts.append(n.to_bytes(n.bit_length() // 8 + 1, "big"))
-        return cls(key_type, tuple(parts))
+        return cls(key_type, tuple(parts), rest=key_trailer(key_type))
 
 
 # ---------------------------------------------------------------- text, opaque

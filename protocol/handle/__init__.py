@@ -55,6 +55,27 @@ interpreted, byte for byte). Handle values use ``protocol.values.HandleValue``
 response is ``Message.request_digest`` (:class:`RequestDigest`); the
 credential after the body is :class:`Credential`.
 
+Sessions (opCodes 400/401/402) and IDIS login (2000/2001): bodies
+:class:`SessionSetupRequest`/:class:`SessionSetupResponse` (mode
+:class:`KeyExchange`, Handle.Net's two trailing zero bytes kept as
+``padding``), :class:`SessionExchangeKeyRequest` (402), :class:`LoginRequest`
+(2000 and 2001, opCode given to ``make_request``); 401 is a
+:class:`GenericRequest`, and 401/402/2000/2001 succeed with an
+:class:`EmptyResponse`. Key agreement and session encryption are in
+:mod:`protocol.handle.sessioncrypto` (:func:`dh_server_exchange`,
+:func:`dh_client_keypair`/:func:`dh_client_session_key` with the Oakley
+group 2 default, :func:`rsa_encrypt_session_key`/
+:func:`rsa_decrypt_session_key` with :func:`pack_session_key`/
+:func:`unpack_session_key`, :func:`new_session_key`,
+:func:`encrypt_message`/:func:`decrypt_message` and, for whole envelope +
+message buffers, :func:`encrypt_wire`/:func:`decrypt_wire`, cipher
+:class:`SessionCipher`; it re-exports the two modules below); credentials
+in :mod:`protocol.handle.signing` (:func:`mac_credential`/:func:`verify_mac`
+for HS_MAC with the session key, :func:`sign`/:func:`verify_signature` for
+the server's HS_SIGNED); Handle's
+public key encoding in :mod:`protocol.handle.keys` (:func:`public_key_bytes`,
+:func:`load_public_key`, :class:`DHPublicKey`).
+
 Authentication: :func:`secret_key_answer` / :func:`verify_secret_key_answer`
 compute an HS_SECKEY answer both ways (plain SHA-1 MAC before 2.7,
 PBKDF2-HMAC-SHA1 from 2.7; :func:`secret_key_code` picks as Handle.Net does);
@@ -87,6 +108,14 @@ from protocol.handle.errors import DEFAULT_LIMITS, HandleProtocolError, Limits
 from protocol.handle.message import (REPLY_LIFETIME, Message, RequestDigest, body_type, decode, decode_message,
                                      encode, encode_message, header_and_body, make_reply, make_request,
                                      protocol_error_reply, reply_version)
+from protocol.handle.keys import OAKLEY_GROUP_2_G, OAKLEY_GROUP_2_P, DHPublicKey, load_public_key, public_key_bytes
+from protocol.handle.session import (KeyExchange, LoginRequest, SessionCipher, SessionExchangeKeyRequest,
+                                     SessionSetupRequest, SessionSetupResponse)
+from protocol.handle.sessioncrypto import (DHPrivateKey, decrypt_message, decrypt_wire, dh_client_keypair,
+                                           dh_client_session_key, dh_server_exchange, encrypt_message, encrypt_wire,
+                                           new_session_key, pack_session_key, rsa_decrypt_session_key,
+                                           rsa_encrypt_session_key, unpack_session_key)
+from protocol.handle.signing import mac_credential, sign, verify_mac, verify_signature
 from protocol.handle.stream import StreamFramer
 from protocol.handle.udp import UDP_DATAGRAM_BYTES, UDP_PAYLOAD_BYTES, Reassembler, split_datagrams
 from protocol.handle.valuecodec import decode_value, encode_value
@@ -104,6 +133,12 @@ __all__ = [
     "DEFAULT_LIMITS", "HandleProtocolError", "Limits",
     "REPLY_LIFETIME", "Message", "RequestDigest", "body_type", "decode", "decode_message", "encode",
     "encode_message", "header_and_body", "make_reply", "make_request", "protocol_error_reply", "reply_version",
+    "OAKLEY_GROUP_2_G", "OAKLEY_GROUP_2_P", "DHPublicKey", "load_public_key", "public_key_bytes",
+    "KeyExchange", "LoginRequest", "SessionCipher", "SessionExchangeKeyRequest", "SessionSetupRequest",
+    "SessionSetupResponse", "DHPrivateKey", "decrypt_message", "decrypt_wire", "dh_client_keypair",
+    "dh_client_session_key", "dh_server_exchange", "encrypt_message", "encrypt_wire", "new_session_key",
+    "pack_session_key", "unpack_session_key", "rsa_decrypt_session_key", "rsa_encrypt_session_key",
+    "mac_credential", "sign", "verify_mac", "verify_signature",
     "StreamFramer", "UDP_DATAGRAM_BYTES", "UDP_PAYLOAD_BYTES", "Reassembler", "split_datagrams", "decode_value",
     "encode_value",
 ]

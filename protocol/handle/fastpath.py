@@ -1,7 +1,8 @@
 """The commonest request, read and answered without building message objects.
 
 A *plain resolution* is a single-packet resolution request (opCode 1) in
-version 2.1..2.11 with no envelope flags, no RD, empty index and type lists
+version 2.1..2.11 with no envelope flags, no RD or CT (nothing to add, nothing
+to sign), empty index and type lists
 and no credential, its handle within the default 255-byte limit: what every
 Handle client sends for a lookup.
 :func:`peek_plain_resolution` recognises one with two struct reads and a
@@ -23,7 +24,7 @@ from protocol.identifier import MAX_HANDLE_BYTES
 
 _ENV = struct.Struct(">BBBBIIII")
 _HDR = struct.Struct(">IIIHBBII")
-_RD = int(OpFlag.RD)
+_NOT_PLAIN = int(OpFlag.RD | OpFlag.CT)     # a digest to add, a reply to sign: the full path
 _ECHO = int(ECHO_FLAGS)
 _AT = int(OpFlag.AT)
 _PLAIN_TAIL = bytes(12)          # index count 0, type count 0, credential length 0
@@ -53,7 +54,7 @@ def peek_plain_resolution(data: bytes) -> PlainResolution | None:
         return None
     op, rc, flags, _serial, recursion, _reserved, expiration, body_len = _HDR.unpack_from(data, 20)
     hlen = int.from_bytes(data[44:48], "big")
-    if (op != 1 or rc or flags & _RD or body_len != n - 48 or hlen != n - 60 or hlen > MAX_HANDLE_BYTES
+    if (op != 1 or rc or flags & _NOT_PLAIN or body_len != n - 48 or hlen != n - 60 or hlen > MAX_HANDLE_BYTES
             or data[n - 12:] != _PLAIN_TAIL):
         return None
     try:

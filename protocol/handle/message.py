@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from protocol.codes import RC
 from protocol.handle import bodies as B
+from protocol.handle import session as S
 from protocol.handle.codes import (DIGEST_SIZES, MAX_VERSION, MIN_VERSION, HashCode, OpCode, OpFlag, Version,
                                    at_least, digest_code_for)
 from protocol.handle.credential import Credential
@@ -40,7 +41,11 @@ _REQUESTS: dict[int, type] = {
     OpCode.HOME_PREFIX: B.GenericRequest,
     OpCode.UNHOME_PREFIX: B.GenericRequest,
     OpCode.LIST_HOMED_PREFIXES: B.GenericRequest,
+    OpCode.SESSION_SETUP: S.SessionSetupRequest,
     OpCode.SESSION_TERMINATE: B.GenericRequest,
+    OpCode.SESSION_EXCHANGE_KEY: S.SessionExchangeKeyRequest,
+    OpCode.LOGIN_PASSWORD: S.LoginRequest,
+    OpCode.LOGIN_KEY: S.LoginRequest,
     OpCode.GET_NEXT_TXN_ID: B.GenericRequest,
     OpCode.BACKUP_SERVER: B.GenericRequest,
 }
@@ -51,10 +56,11 @@ _SUCCESSES: dict[int, type] = {
     OpCode.LIST_HANDLES: B.ListHandlesResponse,
     OpCode.LIST_HOMED_PREFIXES: B.ListHandlesResponse,
     OpCode.VERIFY_CHALLENGE: B.VerifyChallengeResponse,
+    OpCode.SESSION_SETUP: S.SessionSetupResponse,
     **{op: B.EmptyResponse for op in (OpCode.DELETE_HANDLE, OpCode.ADD_VALUE, OpCode.REMOVE_VALUE,
                                       OpCode.MODIFY_VALUE, OpCode.HOME_PREFIX, OpCode.UNHOME_PREFIX,
                                       OpCode.SESSION_TERMINATE, OpCode.SESSION_EXCHANGE_KEY,
-                                      OpCode.BACKUP_SERVER)},
+                                      OpCode.BACKUP_SERVER, OpCode.LOGIN_PASSWORD, OpCode.LOGIN_KEY)},
 }
 
 

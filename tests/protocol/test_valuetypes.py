@@ -172,9 +172,10 @@ def test_rsa_key_layout_matches_cryptography_numbers():
     key = PublicKey.from_numbers("RSA_PUB_KEY", {"n": numbers.n, "e": numbers.e})
     raw = key.encode()
     # Handle.Net Util.getBytesFromPublicKey: type, u16 flags, exponent, modulus
-    # (each Java BigInteger.toByteArray, so a leading zero when the top bit is set).
+    # (each Java BigInteger.toByteArray, so a leading zero when the top bit is
+    # set), then four zero bytes (room for a fourth length it never writes).
     n_bytes = b"\x00" + numbers.n.to_bytes(128, "big")
-    assert raw == s("RSA_PUB_KEY") + b"\x00\x00" + b(b"\x01\x00\x01") + b(n_bytes)
+    assert raw == s("RSA_PUB_KEY") + b"\x00\x00" + b(b"\x01\x00\x01") + b(n_bytes) + bytes(4)
     assert PublicKey.decode(raw).numbers() == {"n": numbers.n, "e": 65537}
 
 

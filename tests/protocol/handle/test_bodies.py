@@ -184,8 +184,8 @@ def test_verify_challenge_digest_type_must_be_known():
     (300, 0, s("0.NA/88.118.8"), GenericRequest),
     (200, 0, s("HS_SECKEY") + s("a/b") + u32(300) + blob(b"x"), ChallengeAnswerRequest),
     (201, 1, u8(1), VerifyChallengeResponse),
-    (400, 0, b"\x00\x01session", RawBody),
-    (2000, 0, b"login", RawBody),
+    (1001, 0, b"\x00\x01session", RawBody),
+    (1002, 0, b"login", RawBody),
     (424242, 0, b"?", RawBody),
     (1000, 1, bytes(8), RawBody),
 ])

@@ -16,6 +16,7 @@ from .wirebuild import u32
 
 NOW = 1_790_000_000
 RD = int(OpFlag.RD)
+CT = int(OpFlag.CT)
 
 
 def peek_agrees(data: bytes) -> PlainResolution | None:
@@ -31,7 +32,7 @@ def peek_agrees(data: bytes) -> PlainResolution | None:
     assert env.version == (2, plain.minor)
     assert env.flags == EnvFlag(0) and env.sequence == 0
     assert env.request_id == plain.request_id and env.session_id == plain.session_id
-    assert int(msg.op_flags) == plain.op_flags and not plain.op_flags & RD
+    assert int(msg.op_flags) == plain.op_flags and not plain.op_flags & (RD | CT)   # CT: signed by the full path
     assert msg.header.recursion_count == plain.recursion and msg.header.expiration == plain.expiration
     assert msg.credential is None and msg.request_digest is None
     return plain
@@ -45,7 +46,7 @@ handles = st.one_of(
 )
 plain_requests = st.builds(
     lambda handle, rid, minor, flags, session, recursion: (handle, encode(make_request(
-        ResolutionRequest(handle), request_id=rid, now=NOW, version=(2, minor), op_flags=OpFlag(flags & ~RD),
+        ResolutionRequest(handle), request_id=rid, now=NOW, version=(2, minor), op_flags=OpFlag(flags & ~(RD | CT)),
         session_id=session, recursion_count=recursion))),
     handles, u32s, st.integers(1, 11), u32s, u32s, st.integers(0, 255))
 
