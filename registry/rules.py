@@ -34,7 +34,7 @@ from protocol.values import HandleValue, is_secret_type
 from .backend import Backend, ReadRow, Row, Tx
 from .codec import decode_values, digest, encode_values, record_digest, secret_aad
 from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidValue, NodeKeyError, NotInitialised,
-                     PrefixDisabled, PrefixExists, PrefixNotFound, RecordChanged, RegistryError)
+                     PrefixDisabled, PrefixExists, PrefixNotFound, RecordChanged, RegistryError, ValueExists)
 from .model import (ABSENT, DISABLED, ENABLED, AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page,
                     PrefixInfo, Versioned)
 from .secrets import NodeKey, hash_password
@@ -256,7 +256,7 @@ class Registry(Store):
         return prefix
 
     # -- enterprise prefixes -------------------------------------------------------------
-    async def create_prefix(self, info: PrefixInfo, admin: AdminIdentity,
+    async def create_prefix(self, info: PrefixInfo, admin: AdminIdentity | str,
                             admin_values: Sequence[HandleValue], *, actor: str) -> None:
         if type(info) is not PrefixInfo:
             raise InvalidValue("info must be a PrefixInfo")
@@ -269,14 +269,17 @@ class Registry(Store):
                 or type(info.created) is not int:
             raise InvalidValue("prefix fields have the wrong type")
         values = clean_values(admin_values, self.limits)
-        h = check_admin(admin, values)
+        if isinstance(admin, str):                  # proven by its keys: no admin row
+            h, admin = parse(admin), None
+        else:
+            h = check_admin(admin, values)
+            if not isinstance(admin.scope, str) or handle_key(admin.scope) != key:
+                raise InvalidValue(f"admin scope must be {prefix}")
         if h.prefix_key != key:
             raise InvalidHandleError(f"admin {h.text} is not under prefix {prefix}")
-        if not isinstance(admin.scope, str) or handle_key(admin.scope) != key:
-            raise InvalidValue(f"admin scope must be {prefix}")
         await self._write(self._create_prefix_tx, actor, replace(info, prefix=prefix), key, admin, h, values)
 
-    def _create_prefix_tx(self, w: _Work, info: PrefixInfo, key: str, admin: AdminIdentity, h: Handle,
+    def _create_prefix_tx(self, w: _Work, info: PrefixInfo, key: str, admin: AdminIdentity | None, h: Handle,
                           values: list[HandleValue]) -> None:
         if w.tx.prefix(key) is not None:
             raise PrefixExists(f"prefix {info.prefix} is already allocated")
@@ -286,7 +289,8 @@ class Registry(Store):
         if w.tx.rows([h.key]):
             raise HandleExists(f"{h.text} already exists")
         record = self._store(w, h, None, values, "handle.create")
-        self._put_admin(w, admin, h, record.handle, info.prefix)
+        if admin is not None:
+            self._put_admin(w, admin, h, record.handle, info.prefix)
 
     @staticmethod
     def _prefix_digest(info: PrefixInfo) -> str:
@@ -504,6 +508,10 @@ class Registry(Store):
             record = self._store(w, h, None, [value], "handle.create")
         else:
             current = {v.index: v for v in decode_values(old.blob)}
+            held = current.get(value.index)
+            if held is not None and not is_secret_type(held.type):
+                raise ValueExists(f"{value.index}:{old.handle} holds a {held.type} value, not a secret: "
+                                  "it has no secret to replace")
             current[value.index] = value
             record = self._store(w, h, old, [current[i] for i in sorted(current)], "handle.merge",
                                  sync_admins=False)

@@ -59,9 +59,13 @@ class NodeStore(abc.ABC):
         """The node's own prefix (e.g. ``88.118``); NotInitialised if none."""
 
     @abc.abstractmethod
-    async def create_prefix(self, info: PrefixInfo, admin: AdminIdentity,
+    async def create_prefix(self, info: PrefixInfo, admin: AdminIdentity | str,
                             admin_values: Sequence[HandleValue], *, actor: str) -> None:
-        """Allocate a prefix and its admin identity (handle + values) atomically."""
+        """Allocate a prefix and its admin identity (handle + values) atomically.
+
+        ``admin`` is the identity a secret proves (kept with its hash; the
+        values hold its HS_SECKEY), or the admin identifier's name alone for
+        an identity its HS_PUBKEY values prove (no admin row: nothing to hash)."""
 
     @abc.abstractmethod
     async def get_prefix(self, prefix: str) -> PrefixInfo | None: ...
@@ -131,7 +135,8 @@ class AdminStore(abc.ABC):
 
     @abc.abstractmethod
     async def set_admin_password(self, admin: AdminIdentity, secret_value: HandleValue, *, actor: str) -> None:
-        """Create or replace an admin identity with its secret value."""
+        """Create or replace an admin identity with its secret value; ValueExists
+        if its index holds a value that is not a secret (a public key)."""
 
 
 class ChangeFeed(abc.ABC):

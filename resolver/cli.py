@@ -7,6 +7,9 @@ may do what the node admin may (audited as ``cli``). Every failure exits non-zer
 line on stderr, ``idnode: error: ...`` (status 2 for usage errors, 130 when
 interrupted, 1 otherwise); never a traceback.
 
+With ``--server URL`` (resolver.cli_remote), register, delete, import and
+the prefix commands run the same code against a running node's REST API.
+
 ``--home DIR`` is taken before or after a command's name. Commands that live
 elsewhere (``idnode bench``, in bench/) plug in through the
 ``idnode.commands`` entry-point group and are loaded only when asked for.
@@ -25,7 +28,6 @@ import time
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import Any, Awaitable, Callable, TypeVar
-from urllib.parse import quote
 
 import aiohttp
 import click
@@ -41,9 +43,11 @@ from protocol.values import HandleValue
 from registry import errors as reg
 from registry import open_store, provision
 from registry.importer import ImportFormatError, LineSource, guess_format, import_rows, parse
+from registry.keys import MAX_PEM_BYTES
 from registry.store import Store
 
-from . import logs
+from . import logs, serverkey
+from .cli_remote import attach_remote, remote_target
 from .core import Core
 from .core.auth import Authenticator
 from .core.caller import OPERATOR
@@ -52,6 +56,7 @@ from .core.lockout import Lockout
 from .core.urls import is_web_url
 from .pipeline import build_pipeline
 from .query import Query
+from .remote import RemoteError, get_handle, run_remote
 from .settings import Settings, SettingsError, load_settings
 from .shared import SharedState
 
@@ -71,7 +76,7 @@ class CliError(click.ClickException):
 
 # Errors a user can cause; anything else is a bug and still gets one line.
 _USER_ERRORS = (Refused, reg.RegistryError, InvalidHandle, SettingsError, ImportFormatError, OSError, UnicodeError,
-                aiohttp.ClientError, asyncio.TimeoutError)
+                aiohttp.ClientError, asyncio.TimeoutError, RemoteError, serverkey.ServerKeyError)
 
 
 def _message(exc: BaseException) -> str:
@@ -198,7 +203,12 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], *, cre
 def with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
     """Run ``await work(core)``: the operations layer over the store of
     ``settings``, without a cache, for the operator (who may do what the node
-    admin may; writes are audited as ``cli``)."""
+    admin may; writes are audited as ``cli``). Given ``--server``, the remote
+    node's operations over its REST API instead (resolver.remote)."""
+    remote = remote_target()
+    if remote is not None:
+        return run_remote(remote, work)
+
     async def run(store: Store) -> T:
         shared = SharedState.private()
         try:
@@ -227,6 +237,14 @@ def _print_secret(identity: str, secret: str | None) -> None:
     click.echo(f"admin identity: {identity}")
     click.echo(f"secret: {secret}")
     click.echo(_SHOWN_ONCE)
+
+
+def _read_key_file(path: str) -> bytes:
+    """A public key file's bytes ('-': stdin), read no further than registry.keys accepts."""
+    if path == "-":
+        return sys.stdin.buffer.read(MAX_PEM_BYTES + 1)
+    with open(path, "rb") as fh:
+        return fh.read(MAX_PEM_BYTES + 1)
 
 
 def _handle(text: str) -> str:
@@ -293,6 +311,7 @@ def init(obj: Cli, prefix: str | None, if_missing: bool, password_stdin: bool) -
             click.echo(f"node {existing} already initialised in {settings.home}")
             return
         secret = await provision.init_node(store, wanted, password, actor=ACTOR)
+        serverkey.load_or_create(settings.home)
         click.echo(f"initialised node {wanted} in {settings.home}")
         _print_secret(f"{provision.ADMIN_INDEX}:{provision.node_admin_handle(wanted)}", secret)
 
@@ -313,11 +332,28 @@ def serve(obj: Cli, bind: str | None, http_port: int | None, hs_port: int | None
     settings = obj.settings(**{"http.bind": bind, "http.port": http_port, "handle.port": hs_port,
                                "node.workers": workers})
     open_store(settings.store.url, home=settings.home, create=False)   # refuses a home without a node up front
+    serverkey.load_or_create(settings.home)       # a home made before server keys: one now, before the workers
     log.info(f"settings from {settings.source}" if settings.source else
              "settings: defaults, environment and flags only")
     status = serve_workers(settings)
     if status:
         raise click.exceptions.Exit(status)
+
+
+@cli.group()
+def key() -> None:
+    """The node's server key (signs certified Handle replies; its public half is in HS_SITE)."""
+
+
+@key.command("rotate")
+@pass_cli
+def key_rotate(obj: Cli) -> None:
+    """Replace the server key. A running node keeps its key until restarted;
+    raise handle.site_serial so that clients fetch the new HS_SITE."""
+    settings = obj.settings()
+    open_store(settings.store.url, home=settings.home, create=False)   # a home with a node
+    serverkey.rotate(settings.home)
+    click.echo(f"new server key in {serverkey.server_key_path(settings.home)}; restart the node to use it")
 
 
 # ---------------------------------------------------------------- prefixes
@@ -333,16 +369,31 @@ def prefix() -> None:
 @click.option("--credit-code", default="", help="Unified social credit code (18 characters).")
 @click.option("--contact", default="", help="Contact (e-mail or phone).")
 @click.option("--password-stdin", is_flag=True, help="Read the admin secret from stdin (else one is generated).")
+@click.option("--public-key", metavar="FILE",
+              help="Make the admin a key identity instead: its public key (PEM: RSA of 2048 bits or more, or DSA; "
+                   "'-' for stdin) becomes HS_PUBKEY at index 300. No secret is made.")
 @pass_cli
-def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: str, password_stdin: bool) -> None:
+def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: str, password_stdin: bool,
+                  public_key: str | None) -> None:
     """Allocate PREFIX (e.g. 88.118.8) and its admin 300:PREFIX/ADMIN."""
     name = parse_prefix(name)
+    if public_key is not None and password_stdin:
+        raise click.UsageError("--public-key and --password-stdin exclude each other: a key identity has no secret")
     settings = obj.settings()
     password = _read_password(password_stdin)
+    keyed: dict[str, bytes] = {}
+    if public_key is not None:
+        if remote_target() is not None:
+            raise CliError("--public-key works on the local home only, not with --server")
+        keyed["public_key"] = _read_key_file(public_key)
     _, secret = with_core(settings, lambda core: core.create_prefix(
-        OPERATOR, name, owner, credit_code=credit_code, contact=contact, password=password))
+        OPERATOR, name, owner, credit_code=credit_code, contact=contact, password=password, **keyed))
     click.echo(f"created prefix {name}")
-    _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
+    identity = f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}"
+    if keyed:
+        click.echo(f"admin identity: {identity} (key identity: it signs Handle challenges with its private key)")
+    else:
+        _print_secret(identity, secret)
 
 
 @prefix.command("list")
@@ -405,6 +456,55 @@ def prefix_passwd(obj: Cli, name: str, password_stdin: bool) -> None:
     _print_secret(f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(name)}", secret)
 
 
+@prefix.command("add-key")
+@click.argument("name", metavar="PREFIX")
+@click.argument("key_file", metavar="KEYFILE")
+@click.option("--index", type=click.IntRange(1, 0xFFFFFFFF), metavar="N",
+              help="Value index of the key (default: the next free index from 301); an index in use is refused.")
+@pass_cli
+def prefix_add_key(obj: Cli, name: str, key_file: str, index: int | None) -> None:
+    """Add the public key in KEYFILE (PEM; '-' for stdin) to PREFIX/ADMIN.
+
+    The key becomes the identity N:PREFIX/ADMIN, and an HS_ADMIN value
+    (from index 101) names it, so its private key administers PREFIX.
+    """
+    name = parse_prefix(name)
+    pem = _read_key_file(key_file)
+    key_index, admin_index = with_core(obj.settings(), lambda core: core.add_prefix_key(OPERATOR, name, pem, index))
+    click.echo(f"added key {key_index}:{provision.prefix_admin_handle(name)} "
+               f"(HS_PUBKEY at {key_index}, HS_ADMIN at {admin_index} naming it)")
+
+
+# ---------------------------------------------------------------- the node admin
+
+@cli.group()
+def admin() -> None:
+    """The node admin identity 300:0.NA/<node prefix>."""
+
+
+@admin.command("passwd")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the new secret from the first line of stdin (else one is generated and printed once).")
+@pass_cli
+def admin_passwd(obj: Cli, password_stdin: bool) -> None:
+    """Replace the secret of the node admin 300:0.NA/<node prefix>.
+
+    The old secret is not asked for: whoever runs this on the node's home
+    (its store and node.key) sets a new one. This is how a lost node admin
+    secret (the one `idnode init` printed) is recovered. The old secret
+    stops working at once.
+    """
+    password = _read_password(password_stdin)
+
+    async def work(core: Core) -> tuple[str, str | None]:
+        secret = await core.rotate_node_secret(OPERATOR, password)
+        return await core.node_prefix(), secret
+
+    node_prefix, secret = with_core(obj.settings(), work)
+    click.echo(f"changed the secret of the node admin of {node_prefix}")
+    _print_secret(f"{provision.ADMIN_INDEX}:{provision.node_admin_handle(node_prefix)}", secret)
+
+
 # ---------------------------------------------------------------- identifiers
 
 def _value_option(text: str) -> tuple[str, str]:
@@ -461,24 +561,14 @@ def _data_text(data: Any) -> str:
 
 
 async def _resolve_remote(server: str, handle: str) -> dict:
-    url = f"{server.rstrip('/')}/api/handles/{quote(handle, safe='/')}"
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        try:
-            async with session.get(url) as resp:
-                body = await resp.read()
-        except aiohttp.ClientError as exc:
-            raise CliError(f"cannot reach {server}: {_message(exc)}") from None
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise CliError(f"{server} answered HTTP {resp.status} without a JSON body") from None
-    if not isinstance(doc, dict) or doc.get("responseCode") != RC.SUCCESS:
-        code = doc.get("responseCode") if isinstance(doc, dict) else None
-        msg = doc.get("message") if isinstance(doc, dict) else None
-        if code == RC.HANDLE_NOT_FOUND:
-            raise reg.HandleNotFound(f"{handle} not found")
-        raise CliError(f"{server}: {msg or f'HTTP {resp.status}'} (response code {code})")
+        doc = await get_handle(server, handle)
+    except Refused as exc:
+        if exc.code == RC.HANDLE_NOT_FOUND:
+            raise reg.HandleNotFound(f"{handle} not found") from None
+        raise CliError(f"{server}: {exc.message} (response code {exc.code})") from None
+    if doc.get("responseCode") != RC.SUCCESS:
+        raise CliError(f"{server}: {doc.get('message') or 'no values'} (response code {doc['responseCode']})")
     return doc
 
 
@@ -660,3 +750,8 @@ async def _import(core: Core, file: str, *, fmt: str | None, batch_size: int, ov
             bar.update(source.bytes_read - bar.n)
     return ImportSummary(imported, skipped, rejected)
 
+
+
+# ---------------------------------------------------------------- --server (resolver.cli_remote)
+
+attach_remote(cli)

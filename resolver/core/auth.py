@@ -4,10 +4,12 @@ through the one lock-out policy (:mod:`.lockout`).
 
 * **Basic** (REST, batch, the proxy): the user is the identity
   (``300:88.118.8/ADMIN``, percent-encoded as pyhandle sends it), the
-  password its secret. A provisioned admin is checked against its slow scrypt
-  hash (on a worker thread); a success is remembered for a minute under an
-  HMAC of the secret *and the stored hash*, so a client making many requests
-  pays scrypt once and a rotated secret stops working at once. Any other
+  password its secret (a key identity, whose index holds an HS_PUBKEY, has
+  none: it is refused, told to answer a Handle challenge instead). A
+  provisioned admin is checked against its slow scrypt hash (on a worker
+  thread); a success is remembered for a minute under an HMAC of the secret
+  *and the stored hash*, so a client making many requests pays scrypt once
+  and a rotated secret stops working at once. Any other
   identity with a secret value (``HS_SECKEY`` at that index) is checked
   against that secret in constant time.
 * **Challenge answers** (the Handle protocol, RFC 3652 section 3.5): a MAC
@@ -39,7 +41,7 @@ from protocol.codes import RC
 from protocol.handle import (PUBLIC_KEY, SECRET_KEY, ChallengeAnswerRequest, HandleProtocolError, PublicKeyAnswer,
                              challenge_data, verify_secret_key_answer)
 from protocol.identifier import InvalidHandle, parse_handle
-from protocol.values import is_secret_type
+from protocol.values import Perm, is_secret_type
 from protocol.valuetypes import PublicKey, WireError, has_type
 from registry.errors import RegistryError
 from registry.secrets import verify_password
@@ -106,11 +108,38 @@ class Authenticator:
                 self._on_failure(protocol)
             raise
 
-    async def _fail(self, source: str, protocol: str, message: str = "authentication failed") -> Refused:
+    async def _fail(self, source: str, protocol: str, message: str = "authentication failed",
+                    code: int = RC.AUTHENTICATION_FAILED) -> Refused:
         if self._on_failure is not None:
             self._on_failure(protocol)
         await self._sleep(self._lockout.failed(source))
-        return Refused(RC.AUTHENTICATION_FAILED, message)
+        return Refused(code, message)
+
+    def check_source(self, source: str, protocol: str) -> None:
+        """Refuse a locked-out source before looking at what it sent (Refused)."""
+        self._check_source(source, protocol)
+
+    async def failed(self, source: str, protocol: str, message: str, code: int = RC.AUTHENTICATION_FAILED) -> Refused:
+        """Count a failed proof that a front end checked itself (a session
+        message's MAC, a session used from another address) under the one
+        lock-out policy; the Refused to answer with."""
+        return await self._fail(source, protocol, message, code)
+
+    async def resume(self, handle: str, index: int, source: str, protocol: str) -> Caller:
+        """The caller an earlier proof established (a session, a logged-in
+        connection), checked again for this request: the identity's key or
+        secret must still be there and its prefix enabled."""
+        self._check_source(source, protocol)
+        try:
+            identity = await self._identity(handle, index)
+            record = await self._store.get_handle(handle) if identity is not None else None
+        except RegistryError:
+            identity = record = None
+        holds_key = record is not None and any(
+            v.index == index and (is_secret_type(v.type) or has_type(v.type, PUBLIC_KEY)) for v in record.values)
+        if identity is None or not holds_key:
+            raise await self._fail(source, protocol, f"identity {index}:{handle} is no longer valid")
+        return await self._enabled(identity, source, protocol)
 
     async def _enabled(self, identity: Identity, source: str, protocol: str) -> Caller:
         """The caller, if the identity's prefix lets it act."""
@@ -155,8 +184,22 @@ class Authenticator:
         except RegistryError:
             identity = None
         if identity is None:
-            raise await self._fail(source, protocol)
+            raise await self._fail(source, protocol, await self._basic_failure(handle, index))
         return await self._enabled(identity, source, protocol)
+
+    async def _basic_failure(self, handle: str, index: int) -> str:
+        """Why Basic did not prove ``index:handle``: a key identity (its public
+        key is public anyway) is told it needs its private key; anyone else
+        just that it failed."""
+        try:
+            record = await self._store.get_handle(handle)
+        except RegistryError:
+            record = None
+        for v in record.values if record is not None else ():
+            if v.index == index and has_type(v.type, PUBLIC_KEY) and v.permissions & Perm.PUBLIC_READ:
+                return (f"{index}:{record.handle} is a key identity: it proves itself by signing a Handle "
+                        "challenge with its private key, not with HTTP Basic")
+        return "authentication failed"
 
     async def _check_password(self, handle: str, index: int, password: str) -> Identity | None:
         admin = await self._store.get_admin(handle, index)

@@ -3,8 +3,10 @@
 The node admin (and the CLI's operator) allocates, lists, enables and
 disables prefixes; an enterprise's own admin may read its prefix's record.
 Creating a prefix also creates its admin identity ``300:<prefix>/ADMIN``
-(``registry.provision``): the secret is the caller's, or generated and
-returned once to the operator (never over the network).
+(``registry.provision``): a key identity when given a public key, else a
+secret, the caller's or generated and returned once to the operator (never
+over the network). The node admin also adds keys to a prefix's admin
+handle and replaces its own secret.
 """
 
 from __future__ import annotations
@@ -56,14 +58,16 @@ class Prefixes:
         return await self._info(prefix)
 
     async def create_prefix(self, caller: Caller, prefix: str, owner: str, *, credit_code: str = "",
-                            contact: str = "", password: str | None = None) -> tuple[PrefixInfo, str | None]:
+                            contact: str = "", password: str | None = None,
+                            public_key: str | bytes | None = None) -> tuple[PrefixInfo, str | None]:
         """Allocate ``prefix``; returns its record and the generated secret
-        (None when ``password`` was given)."""
+        (None when ``password`` or ``public_key`` was given)."""
         prefix = prefix_of(prefix)
         identity = self._node_wide(caller)
         try:
             secret = await provision.create_prefix(self.store, prefix, owner, credit_code=credit_code,
-                                                   contact=contact, password=password, actor=identity.actor)
+                                                   contact=contact, password=password, public_key=public_key,
+                                                   actor=identity.actor)
         except RegistryError as exc:
             raise refused(exc) from None
         return await self._info(prefix), secret
@@ -85,5 +89,24 @@ class Prefixes:
         identity = self._node_wide(caller)
         try:
             return await provision.rotate_prefix_secret(self.store, prefix, password, actor=identity.actor)
+        except RegistryError as exc:
+            raise refused(exc) from None
+
+    async def add_prefix_key(self, caller: Caller, prefix: str, public_key: str | bytes,
+                             index: int | None = None) -> tuple[int, int]:
+        """Add an admin key to ``<prefix>/ADMIN``: ``(key index, HS_ADMIN index)``."""
+        prefix = prefix_of(prefix)
+        identity = self._node_wide(caller)
+        try:
+            return await provision.add_public_key(self.store, prefix, public_key, index, actor=identity.actor)
+        except RegistryError as exc:
+            raise refused(exc) from None
+
+    async def rotate_node_secret(self, caller: Caller, password: str | None = None) -> str | None:
+        """Replace the node admin's secret; the generated one, when none was
+        given. The old secret is not needed (the CLI's operator recovers a lost one)."""
+        identity = self._node_wide(caller)
+        try:
+            return await provision.rotate_node_secret(self.store, password, actor=identity.actor)
         except RegistryError as exc:
             raise refused(exc) from None

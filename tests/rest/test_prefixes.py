@@ -36,3 +36,24 @@ async def test_prefix_requests_refused(live):
         assert r.status == status and payload["message"], (prefix, body, payload)
     r = await live.session.get(f"{live.url}/api/prefixes/88.118.21", headers=live.node_admin)
     assert r.status == 404
+
+
+async def test_node_admin_replaces_a_prefix_secret(live):
+    url = f"{live.url}/api/prefixes/88.118.8/password"
+    r = await live.session.put(url, json={"password": "a-brand-new-secret-01"}, headers=live.node_admin)
+    answer = await r.json()
+    assert r.status == 200 and answer["admin"] == "300:88.118.8/ADMIN" and "a-brand-new" not in await r.text()
+    item = {"values": [{"index": 1, "type": "URL", "data": "https://acme.example/rotated"}]}
+    r = await live.session.put(f"{live.url}/api/handles/88.118.8/rotated", json=item, headers=live.ent_admin)
+    assert r.status == 401                                            # the old secret stopped working
+    r = await live.session.put(f"{live.url}/api/handles/88.118.8/rotated", json=item,
+                               headers=basic("300:88.118.8/ADMIN", "a-brand-new-secret-01"))
+    assert r.status == 201
+    for body, headers, status in [({"password": "a-brand-new-secret-02"}, live.ent_admin, 401),   # rotated away
+                                  ({"password": "short"}, live.node_admin, 400),
+                                  ({}, live.node_admin, 400)]:
+        r = await live.session.put(url, json=body, headers=headers)
+        assert r.status == status, body
+    r = await live.session.put(f"{live.url}/api/prefixes/88.118.77/password", json={"password": "x" * 20},
+                               headers=live.node_admin)
+    assert r.status == 404
