@@ -8,10 +8,12 @@ SCENARIOS ?=
 
 .PHONY: run test bench bench-quick clean
 
+# pip -qq: errors only (a machine's pip config may warn about missing find-links
+# on every package, which would bury the node admin secret `make run` prints once).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -23,7 +25,7 @@ test: $(STAMP)
 
 # The harness's extra (matplotlib for the plots) on top of the usual install.
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install -qq -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 # Full run: 1M identifiers, 10 s per run; results, table and plots in bench/results/.

@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from typing import AsyncIterator, Callable
 
@@ -17,13 +18,14 @@ from aiohttp import web
 from registry import open_store
 from registry.store import Store
 
-from . import logs
+from . import logs, serverkey
 from .app import make_app
 from .connections import Door, FdGate, return_big_buffers
 from .core import Core
 from .core.auth import Authenticator
 from .core.lockout import Lockout
-from .core.throttle import udp_limit
+from .core.throttle import WorkBudget, udp_limit
+from .hs.authdir import AuthDir
 from .hs.listeners import start_listeners
 from .hs.service import HandleService
 from .hs.site import site_info
@@ -83,9 +85,13 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         stack.push_async_callback(pipeline.stop)
         auth = Authenticator(store, Lockout(shared, settings.auth, clock), on_failure=metrics.auth_failed)
         core = Core(store, pipeline, auth, clock=clock,
-                    udp_limit=udp_limit(settings.handle, on_size=metrics.udp_rate_sources.set))
+                    udp_limit=udp_limit(settings.handle, on_size=metrics.udp_rate_sources.set),
+                    work=WorkBudget(settings.handle))
         node = Node(settings, core, metrics, pipeline)
-        hs = HandleService(settings, core, metrics, clock=clock)
+        auth_dir = AuthDir(Path(shared_path).parent / "auth") if shared_path else AuthDir.private()
+        stack.callback(auth_dir.close)
+        hs = HandleService(settings, core, metrics, clock=clock, server_key=serverkey.load_or_create(settings.home),
+                           auth_dir=auth_dir)
         runner = web.AppRunner(make_app(node, hs), access_log=None, handle_signals=False,
                                shutdown_timeout=shutdown_timeout)
         await runner.setup()
@@ -103,7 +109,8 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
                         per_source=handle.max_connections_per_source)
         listeners = await start_listeners(hs, settings, tcp_door, connections, reuse_port=reuse_port)
         stack.push_async_callback(listeners.stop, shutdown_timeout)
-        hs.advertise(site_info(settings, tcp_port=listeners.port, udp_port=listeners.port, http_port=port).encode())
+        hs.advertise(site_info(settings, tcp_port=listeners.port, udp_port=listeners.port, http_port=port,
+                               public_key=hs.server_public_key).encode())
         yield Running(node, store, port, listeners.port, hs)
 
 

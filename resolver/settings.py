@@ -72,6 +72,13 @@ class HandleSettings:
     udp_rate_exempt: str = "127.0.0.0/8,::1/128"     # networks never limited, comma-separated
     udp_rate_sources: int = 65536      # source prefixes tracked at once
     challenges_per_source: int = 16    # pending challenges one source prefix may hold
+    # Sessions (opCode 400) and IDIS logins (2000/2001); see README "Administration from SDKs".
+    max_sessions: int = 1024           # sessions one worker sets up and keeps at once (the oldest makes room)
+    sessions_per_source: int = 16      # sessions one source prefix may hold (per worker)
+    session_timeout: float = 3600.0    # the longest a session lives (a client asking for less gets less)
+    login_timeout: float = 86400.0     # seconds an IDIS login holds on its TCP connection
+    crypto_rate: float = 100.0         # signatures a second one source prefix may ask for (0: no limit)
+    crypto_burst: int = 200            # ... at once (a session setup counts 10 more)
     # TCP connections (resolver.connections); per worker process.
     max_connections: int = 10000       # open at once (closed at once beyond)
     max_connections_per_source: int = 256    # from one IPv4 address or IPv6 /64 (0: no bound)
@@ -205,6 +212,12 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("handle", "udp_slip"): _at_least(0),               # 0: drop every limited request
     ("handle", "udp_rate_sources"): _at_least(1),
     ("handle", "challenges_per_source"): _at_least(1),
+    ("handle", "max_sessions"): _at_least(1),
+    ("handle", "sessions_per_source"): _at_least(1),
+    ("handle", "session_timeout"): _SECONDS,
+    ("handle", "login_timeout"): _SECONDS,
+    ("handle", "crypto_rate"): _at_least(0),            # 0: no limit
+    ("handle", "crypto_burst"): _at_least(11),          # a (certified) session setup costs 11
     ("handle", "max_connections"): _at_least(1),
     ("handle", "max_connections_per_source"): _at_least(0),  # 0: no bound
     ("handle", "max_unread_bytes"): _at_least(4096),         # half of it is the largest write

@@ -7,6 +7,11 @@ admin of the identifiers' prefix, the admin of another prefix, a partner (the
 admin of a third prefix, named with some permissions in the identifiers' own
 HS_ADMIN), and the node admin (the CLI's operator acts as the node admin).
 
+The Handle protocol's writes are also made inside a session (``hs-session``:
+Handle.Net's way, set up by the caller, challenged once) and on a TCP
+connection the caller logged in on (``hs-login``: the CAICT SDK's IDIS
+login); reads inside a session too.
+
 Each table row is asked of every front end that can ask it; the answers must
 all be equal, and equal to what the row expects (so a rule broken everywhere
 fails too). Writes each get a target of their own, set up identically, so
@@ -157,17 +162,28 @@ class World:
         return SecretKeyAuth(handle, 300, password.encode())
 
     async def hs_read(self, transport, caller, handle, indexes, types):
-        async with self.client(transport) as client:
+        session = transport == "session"
+        async with self.client("tcp" if session else transport) as client:
             try:
+                if session:
+                    await client.setup_session(self.auth(caller))
                 body = await client.resolve(handle, indexes=indexes, types=types, auth=self.auth(caller))
             except HandleResponseError as exc:
                 return exc.code, ()
         return RC.SUCCESS, shape(body.values)
 
     async def hs_write(self, transport, caller, op, handle, values):
+        """``transport``: tcp, udp, http; ``session`` (TCP in a session the
+        caller set up) or ``login`` (TCP, the connection logged in as the caller)."""
         auth = self.auth(caller)
-        async with self.client(transport) as client:
+        mode = transport if transport in ("session", "login") else None
+        async with self.client("tcp" if mode else transport) as client:
             try:
+                if mode == "session":
+                    await client.setup_session(auth)
+                elif mode == "login" and auth is not None:
+                    await client.login(auth)
+                    auth = None                       # the connection is logged in: no credentials
                 if op in ("create", "create disabled"):
                     await client.create_handle(handle, values, auth)
                 elif op == "replace":
@@ -216,7 +232,8 @@ class World:
 async def world(tmp_path):
     home = tmp_path / "home"
     settings = load_settings(env={}, overrides={"node.home": str(home), "http.port": 0, "handle.port": 0,
-                                                 "auth.failure_delay": 0.0, "handle.idle_timeout": 2})
+                                                 "auth.failure_delay": 0.0, "handle.idle_timeout": 2,
+                                                 "handle.crypto_rate": 0})   # hundreds of sessions from one address
     await provision_node(settings)
     store = store_of(settings)
     await store.open()
@@ -266,7 +283,8 @@ async def test_every_front_end_reads_the_same(world):
         for caller in CALLERS:
             answers = {
                 "rest": await world.rest_read(caller, handle, indexes, types),
-                **{f"hs-{t}": await world.hs_read(t, caller, handle, indexes, types) for t in ("tcp", "udp", "http")},
+                **{f"hs-{t}": await world.hs_read(t, caller, handle, indexes, types)
+                   for t in ("tcp", "udp", "http", "session")},
             }
             if not indexes and not types:
                 answers["batch-json"] = await world.batch_read(caller, handle, cbor=False)
@@ -319,16 +337,16 @@ WRITES = {
                        "node admin": 202}),
 }
 FRONT_ENDS = {
-    "create": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "cli"),
-    "replace": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "cli"),
-    "modify": ("rest", "hs-tcp", "hs-http"),
-    "modify read-only": ("rest", "hs-tcp", "hs-http"),
-    "add": ("rest", "hs-tcp", "hs-http"),
-    "remove": ("rest", "hs-tcp", "hs-http"),
-    "delete": ("rest", "hs-tcp", "hs-http", "cli"),
-    "create disabled": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "cli"),
-    "create too large": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "cli"),
-    "add too large": ("rest", "hs-tcp", "hs-http"),
+    "create": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "hs-session", "hs-login", "cli"),
+    "replace": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "hs-session", "hs-login", "cli"),
+    "modify": ("rest", "hs-tcp", "hs-http", "hs-session", "hs-login"),
+    "modify read-only": ("rest", "hs-tcp", "hs-http", "hs-session", "hs-login"),
+    "add": ("rest", "hs-tcp", "hs-http", "hs-session", "hs-login"),
+    "remove": ("rest", "hs-tcp", "hs-http", "hs-session", "hs-login"),
+    "delete": ("rest", "hs-tcp", "hs-http", "hs-session", "hs-login", "cli"),
+    "create disabled": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "hs-session", "hs-login", "cli"),
+    "create too large": ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "hs-session", "hs-login", "cli"),
+    "add too large": ("rest", "hs-tcp", "hs-http", "hs-session", "hs-login"),
 }
 
 

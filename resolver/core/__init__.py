@@ -33,19 +33,26 @@ from .auth import Authenticator
 from .permissions import Permissions
 from .prefixes import Prefixes
 from .reads import Reads, View
-from .throttle import ResponseRateLimit
+from .throttle import ResponseRateLimit, WorkBudget
 from .writes import Writes
 
 
 class Core(Reads, Writes, Prefixes):
     def __init__(self, store: Store, pipeline: Pipeline, auth: Authenticator, *,
-                 clock: Callable[[], float] = time.time, udp_limit: ResponseRateLimit | None = None) -> None:
+                 clock: Callable[[], float] = time.time, udp_limit: ResponseRateLimit | None = None,
+                 work: WorkBudget | None = None) -> None:
         self.store = store
         self.pipeline = pipeline
         self.auth = auth
         self.udp_limit = udp_limit  # None: every UDP request is answered
+        self.work = work            # None: public-key work is not limited
         self.permissions = Permissions(store)
         self.clock = clock          # unix seconds: the time values are stamped with
+
+    def may_work(self, source: str, cost: float) -> bool:
+        """Whether ``source`` may make the node do ``cost`` units of public-key
+        work now (signatures, key exchanges: :class:`.throttle.WorkBudget`)."""
+        return self.work is None or self.work.spend(source, cost)
 
     async def node_prefix(self) -> str:
         """The node's own prefix (NotInitialised when there is none)."""

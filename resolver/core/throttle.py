@@ -122,3 +122,43 @@ def udp_limit(settings: HandleSettings, clock: Callable[[], float] = time.monoto
     """The node's limiter, or None when ``handle.udp_rate`` is 0 (no limit)."""
     limit = ResponseRateLimit(settings, clock, on_size)
     return limit if limit.enabled else None
+
+
+class WorkBudget:
+    """Public-key work (a signature, a Diffie-Hellman exchange) a source prefix
+    may make the node do: a token bucket of ``handle.crypto_burst`` units per
+    prefix, refilled at ``handle.crypto_rate`` a second, over every transport
+    (a signed reply costs :data:`SIGNATURE`, a session setup :data:`KEY_EXCHANGE`
+    more). Past it the request is refused (RC 3) without the work, so one
+    network asking for certified replies cannot take a worker's CPU from the
+    others. At most ``handle.udp_rate_sources`` prefixes are tracked (a full
+    table forgets its oldest); per worker process."""
+
+    def __init__(self, settings: HandleSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = float(settings.crypto_rate)
+        self.burst = float(settings.crypto_burst)
+        self.max_sources = settings.udp_rate_sources
+        self._clock = clock
+        self._buckets: dict[str, list[float]] = {}      # prefix -> [units, time of the last refill]
+
+    def spend(self, peer: str, cost: float) -> bool:
+        """Whether ``peer``'s prefix may have ``cost`` units of work now (then taken)."""
+        if self.rate <= 0:
+            return True
+        key, now = source_prefix(peer), self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_sources:
+                del self._buckets[next(iter(self._buckets))]
+            bucket = self._buckets[key] = [self.burst, now]
+        units = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if units < cost:
+            bucket[0] = units
+            return False
+        bucket[0] = units - cost
+        return True
+
+
+SIGNATURE = 1.0          # units of a WorkBudget: one RSA-2048 signature (about 0.3 ms here)
+KEY_EXCHANGE = 10.0      # a session setup's Diffie-Hellman (about 3 ms at 1024 bits, 10 ms at 2048)

@@ -14,7 +14,14 @@ small refusal instead in ``idnode_hs_udp_slipped_total``. Pending
 authentication challenges are ``idnode_hs_challenges_pending{pool}`` (``udp``,
 ``connection``); the challenges forgotten to make room,
 ``idnode_hs_challenges_evicted_total{reason}`` (``source``: the source
-prefix's share was full; ``pool``: the pool was). Failed authentications are
+prefix's share was full; ``pool``: the pool was; ``replaced``: a newer
+challenge in the same session). Sessions this worker set up are
+``idnode_hs_sessions`` and those ended to make room
+``idnode_hs_sessions_evicted_total{reason}`` (``source``, ``full``);
+connections logged in (IDIS login) ``idnode_hs_logins``; replies signed with
+the server key ``idnode_hs_signed_replies_total``, and the certified
+requests and session setups refused because their source prefix spent its
+public-key work budget (``handle.crypto_rate``) ``idnode_hs_work_refused_total``. Failed authentications are
 counted by the operations layer, in ``idnode_auth_failures_total{protocol}``.
 """
 
@@ -29,7 +36,9 @@ from ..metrics import Metrics, RequestMetrics
 TRANSPORTS = ("tcp", "udp", "http")
 DROP_REASONS = ("busy", "reassembly", "rate_limit", "shed")
 SERVED = (OpCode.RESOLUTION, OpCode.GET_SITE_INFO, OpCode.CREATE_HANDLE, OpCode.DELETE_HANDLE, OpCode.ADD_VALUE,
-          OpCode.REMOVE_VALUE, OpCode.MODIFY_VALUE, OpCode.LIST_HANDLES, OpCode.CHALLENGE_RESPONSE)
+          OpCode.REMOVE_VALUE, OpCode.MODIFY_VALUE, OpCode.LIST_HANDLES, OpCode.CHALLENGE_RESPONSE,
+          OpCode.SESSION_SETUP, OpCode.SESSION_TERMINATE, OpCode.SESSION_EXCHANGE_KEY, OpCode.LOGIN_PASSWORD,
+          OpCode.LOGIN_KEY)
 
 
 class HsMetrics:
@@ -47,7 +56,20 @@ class HsMetrics:
         evicted = Counter("idnode_hs_challenges_evicted_total",
                           "Pending challenges forgotten to make room, by the bound that was full.",
                           ("reason",), registry=metrics.registry)
-        self._evicted = {reason: evicted.labels(reason) for reason in ("source", "pool")}
+        self._evicted = {reason: evicted.labels(reason) for reason in ("source", "pool", "replaced")}
+        sessions = Gauge("idnode_hs_sessions", "Handle sessions set up by this node and not yet ended.",
+                         registry=metrics.registry, multiprocess_mode="livesum")
+        self.sessions = sessions.set
+        ended = Counter("idnode_hs_sessions_evicted_total", "Handle sessions ended early to make room, by bound.",
+                        ("reason",), registry=metrics.registry)
+        self._sessions_evicted = {reason: ended.labels(reason) for reason in ("source", "full")}
+        self.logins = Gauge("idnode_hs_logins", "TCP connections logged in (IDIS login), open now.",
+                            registry=metrics.registry, multiprocess_mode="livesum")
+        self.signed = Counter("idnode_hs_signed_replies_total", "Replies signed with the server key (CT requests).",
+                              registry=metrics.registry)
+        self.overworked = Counter("idnode_hs_work_refused_total",
+                                  "Certified requests and session setups refused (RC 3): the source prefix's "
+                                  "public-key work budget was spent.", registry=metrics.registry)
         self._ops: dict[tuple[str, int], RequestMetrics] = {}
         self._other: dict[str, RequestMetrics] = {}
         self._malformed = {}
@@ -70,6 +92,9 @@ class HsMetrics:
 
     def evicted(self, reason: str) -> None:
         self._evicted[reason].inc()
+
+    def session_evicted(self, reason: str) -> None:
+        self._sessions_evicted[reason].inc()
 
     def malformed(self, transport: str):
         return self._malformed[transport]

@@ -12,7 +12,15 @@ The service answers in three tiers, with one pipeline lookup per request:
    read, then the same reply;
 3. **full**: everything else is decoded and dispatched: site info,
    resolution with filters or authentication, administration with
-   challenge-response (:mod:`.admin`), each through the operations layer.
+   challenge-response (:mod:`.admin`), sessions and IDIS logins
+   (:mod:`.sessionops`, :mod:`.sessions`), each through the operations
+   layer. A request that sets CT gets its reply signed: with the server key
+   (:mod:`resolver.serverkey`), or in a session with the session key; a
+   message encrypted in a session is decrypted first and answered encrypted.
+
+Who a request comes from, when no challenge asks: the identity logged in on
+its TCP connection (``link``), or its session's, once the session's checks
+pass (the address that set it up, a right MAC, a counter not seen before).
 
 ``handle`` returns the reply bytes (UDP: the list of datagrams) for the fast
 tier, a coroutine of them for the plain tier, and an async iterator of
@@ -25,13 +33,15 @@ this node's site serial, and expire twelve hours after the service's clock
 Bad input: a message that does not decode is answered RC 4 when its request
 id could be read and dropped otherwise; a response sent to the server is
 dropped; an expired request is refused with RC 2; an opCode this node does
-not serve gets RC 5. Administration is always challenged, over TCP and HTTP
-only: over UDP, which Handle clients use for queries alone (this node's
+not serve gets RC 5. Administration is challenged unless a session or a
+login already proved the caller, and served over TCP and HTTP only: over UDP, which Handle clients use for queries alone (this node's
 HS_SITE says so) and whose source address anyone may claim, it is refused
 with RC 2, on which a Handle client asks over TCP. A resolution is challenged
 when it asks for more than public values (PO clear) and names a session
-(Handle.Net's rule), otherwise non-public values are left out. Over UDP no
-answer is larger than ``handle.max_udp_reply_bytes``: a larger one is
+(Handle.Net's rule), otherwise non-public values are left out. Public-key
+work (signatures, key exchanges) is budgeted per source prefix by the
+operations layer (:class:`resolver.core.throttle.WorkBudget`): past it,
+RC 3 without the work. Over UDP no answer is larger than ``handle.max_udp_reply_bytes``: a larger one is
 refused with RC 2 the same way.
 """
 
@@ -39,12 +49,18 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import AsyncIterator, Callable, Coroutine
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from protocol.codes import RC
-from protocol.handle import (ENVELOPE_SIZE, Challenge, ErrorResponse, GetSiteInfoResponse, HandleProtocolError, Limits,
-                             Message, OpCode, OpFlag, ResolutionResponse, decode, encode, make_reply,
-                             protocol_error_reply, split_datagrams)
+from protocol.handle import (ENVELOPE_SIZE, Challenge, EnvFlag, Envelope, ErrorResponse, GetSiteInfoResponse,
+                             HandleProtocolError, Limits, Message, OpCode, OpFlag, ResolutionResponse, decode, encode,
+                             make_reply, protocol_error_reply, split_datagrams)
+from protocol.handle.credential import MAC
+from protocol.handle.sessioncrypto import (decrypt_wire, encrypt_wire, mac_credential, public_key_bytes, sign,
+                                           verify_mac)
 from protocol.handle.fastpath import (HEADER, UDP_PAYLOAD, PlainResolution, peek_plain_resolution, plain_datagrams,
                                       plain_reply, udp_parts)
 from protocol.handle.message import ECHO_FLAGS
@@ -53,19 +69,24 @@ from protocol.identifier import handle_key
 from ..cache import Entry
 from ..core import Core, View
 from ..core.reads import public_view
+from ..core.throttle import KEY_EXCHANGE, SIGNATURE
 from ..core.caller import Caller, anonymous
 from ..core.errors import Refused
 from ..query import Query
 from ..settings import Settings, SettingsError
-from . import admin
+from . import admin, sessionops
 from .auth import ChallengeBook, new_nonce
+from .authdir import AuthDir
 from .metrics import HsMetrics
+from .sessionops import LOGIN_OPS, Link
+from .sessions import Session, SessionBook
 
 log = logging.getLogger("idnode.hs")
 
 _PO = int(OpFlag.PO)
 _SUCCESS = int(RC.SUCCESS)
 _ERROR = int(RC.ERROR)             # what Handle.Net clients retry over their next interface (TCP)
+_ENCRYPTED = int(EnvFlag.ENCRYPTED)
 _HS = "hs"                      # the service's key in an entry's memo
 # The refusals of UDP requests: short, so that a refusal is no larger than a request.
 TOO_LARGE_FOR_UDP = "too large for UDP; use TCP"          # past handle.max_udp_reply_bytes
@@ -123,7 +144,8 @@ def memoised(cache, entry: Entry) -> tuple[int, tuple[bytes, ...], int]:
 class HandleService:
     """Answers Handle protocol requests through the operations layer."""
 
-    def __init__(self, settings: Settings, core: Core, metrics, *, clock: Callable[[], float] = time.time):
+    def __init__(self, settings: Settings, core: Core, metrics, *, server_key: rsa.RSAPrivateKey, auth_dir: AuthDir,
+                 clock: Callable[[], float] = time.time):
         hs = settings.handle
         if hs.max_message_bytes <= 0:
             raise SettingsError("handle.max_message_bytes must be positive")
@@ -136,8 +158,13 @@ class HandleService:
         self._max_bytes = 20 + hs.max_message_bytes        # the full path refuses anything longer
         self.clock = clock
         self.metrics = HsMetrics(metrics)
-        self.challenges = ChallengeBook(timeout=hs.challenge_timeout, max_pending=hs.max_challenges, clock=clock,
-                                        per_source=hs.challenges_per_source, metrics=self.metrics)
+        self.challenges = ChallengeBook(auth_dir, timeout=hs.challenge_timeout, max_pending=hs.max_challenges,
+                                        clock=clock, per_source=hs.challenges_per_source, metrics=self.metrics,
+                                        limits=self.limits)
+        self.sessions = SessionBook(auth_dir, max_sessions=hs.max_sessions, per_source=hs.sessions_per_source,
+                                    max_timeout=hs.session_timeout, clock=clock, metrics=self.metrics)
+        self.server_key = server_key
+        self.server_public_key = public_key_bytes(server_key.public_key())
         self._resolution = {t: self.metrics.op(t, OpCode.RESOLUTION) for t in ("tcp", "udp", "http")}
         self._serial = hs.site_serial
         self._site: bytes | None = None
@@ -153,15 +180,16 @@ class HandleService:
 
     # ------------------------------------------------------------------ the entry point
 
-    def handle(self, data: bytes, peer: str,
-               transport: str) -> "bytes | list[bytes] | Coroutine | AsyncIterator[bytes | list[bytes]]":
-        """The replies to one request (see the module docstring)."""
+    def handle(self, data: bytes, peer: str, transport: str,
+               link: Link | None = None) -> "bytes | list[bytes] | Coroutine | AsyncIterator[bytes | list[bytes]]":
+        """The replies to one request (see the module docstring); ``link`` is
+        the TCP connection's, which an IDIS login binds to an identity."""
         req = peek_plain_resolution(data)
         if req is None or (req.session_id and not req.op_flags & _PO) or len(data) > self._max_bytes:
-            return self.full(data, peer, transport)
+            return self.full(data, peer, transport, link)
         now = int(self.clock())
         if req.expiration and req.expiration < now:
-            return self.full(data, peer, transport)
+            return self.full(data, peer, transport, link)
         entry = self._cached(handle_key(req.handle))
         if entry is None:
             return self._plain_miss(req, transport)
@@ -210,17 +238,23 @@ class HandleService:
         self._resolution[transport].observe(code, time.perf_counter() - start)
         return reply
 
-    async def full(self, data: bytes, peer: str, transport: str) -> AsyncIterator["bytes | list[bytes]"]:
-        """The full tier alone: decode, dispatch, encode (UDP: cut into datagrams)."""
+    async def full(self, data: bytes, peer: str, transport: str,
+                   link: Link | None = None) -> AsyncIterator["bytes | list[bytes]"]:
+        """The full tier alone: decode (a message encrypted in a session:
+        decrypted first), dispatch, encode (encrypted when the request was;
+        UDP: cut into datagrams)."""
+        sealed = None
         try:
+            if len(data) > 2 and data[2] & _ENCRYPTED:
+                data, sealed = await self._unseal(data, peer, transport)
             request = decode(data, self.limits)
         except HandleProtocolError as exc:
             reply = self.malformed(exc, transport)
             if reply is not None:
                 yield split_datagrams(reply) if transport == "udp" else reply
             return
-        async for reply in self.answer(request, peer, transport):
-            wire = encode(reply)
+        async for reply in self.answer(request, peer, transport, link):
+            wire = encode(reply) if sealed is None else self._seal(reply, sealed)
             if transport != "udp":
                 yield wire
                 continue
@@ -241,22 +275,32 @@ class HandleService:
         """Count requests a transport dropped without answering (no room, incomplete, shed, rate-limited)."""
         self.metrics.dropped(transport, reason).inc(count)
 
-    async def answer(self, request: Message, peer: str, transport: str) -> AsyncIterator[Message]:
+    async def answer(self, request: Message, peer: str, transport: str,
+                     link: Link | None = None) -> AsyncIterator[Message]:
         if request.is_response:                # never answer an answer (no reflection loops)
             self.metrics.malformed(transport).inc()
             return
         metric = self.metrics.op(transport, int(request.op_code))
         start = time.perf_counter()
         code = None
+        certify = OpFlag.CT in request.op_flags
+        cost = (SIGNATURE if certify else 0.0) + (KEY_EXCHANGE if request.op_code == OpCode.SESSION_SETUP else 0.0)
+        if cost and not self.core.may_work(peer, cost):
+            self.metrics.overworked.inc()
+            metric.observe(RC.SERVER_BUSY, time.perf_counter() - start)
+            yield self.error(request, RC.SERVER_BUSY, "too many signed replies or sessions from your network; "
+                                                      "slow down")
+            return
         try:
             try:
-                async for reply in self._dispatch(request, peer, transport):
+                async for reply in self._dispatch(request, peer, transport, link):
                     code = reply.response_code if code is None else code
-                    yield reply
+                    yield self._certified(request, reply, peer) if certify else reply
             except Exception:  # noqa: BLE001 - the last line of defence: one reply, never a dead server
                 log.exception("internal error", extra={"op": int(request.op_code), "transport": transport})
                 code = RC.ERROR if code is None else code
-                yield self.error(request, RC.ERROR, "internal error")
+                error = self.error(request, RC.ERROR, "internal error")
+                yield self._certified(request, error, peer) if certify else error
         finally:
             metric.observe(code if code is not None else RC.ERROR, time.perf_counter() - start)
 
@@ -270,8 +314,38 @@ class HandleService:
     def error(self, request: Message, code: int, message: str = "") -> Message:
         return self.reply(request, ErrorResponse(message[:500]), code=code)
 
-    def _challenge(self, request: Message, peer: str, transport: str) -> Message:
-        session_id = self.challenges.new_session()
+    def _certified(self, request: Message, reply: Message, peer: str) -> Message:
+        """``reply`` signed, for a request that set CT: inside a keyed session
+        with an HS_MAC made with the session key (counter: the request's), else
+        (and always for a session setup, which the client checks against
+        HS_SITE) with the server key."""
+        session_id = request.envelope.session_id
+        if session_id and request.op_code != OpCode.SESSION_SETUP:
+            session = self.sessions.get(session_id)
+            if session is not None and session.keyed and session.peer == peer:
+                counter = request.credential.signer_index if request.credential is not None else session.top
+                return reply.with_(credential=mac_credential(session.key, reply, counter))
+        self.metrics.signed.inc()
+        return reply.with_(credential=sign(self.server_key, reply))
+
+    async def _unseal(self, data: bytes, peer: str, transport: str) -> tuple[bytes, Session]:
+        """An encrypted message (envelope flag) opened with its session's key."""
+        envelope = Envelope.from_bytes(data, self.limits)
+        session = self.sessions.get(envelope.session_id) if envelope.session_id else None
+        if session is None or not session.keyed or session.peer != peer:
+            raise HandleProtocolError("encrypted message outside a session of this client",
+                                      request_id=envelope.request_id, envelope=envelope)
+        return decrypt_wire(session.key, session.cipher, session.version, data, self.limits), session
+
+    @staticmethod
+    def _seal(reply: Message, session: Session) -> bytes:
+        """The reply to an encrypted request, encrypted with the same session key."""
+        return encrypt_wire(session.key, session.cipher, session.version, encode(reply))
+
+    def _challenge(self, request: Message, peer: str, transport: str, session: Session | None = None) -> Message:
+        """RC 402 with a nonce; inside a session under the session's id (the
+        answer then authenticates the session), else under a fresh one."""
+        session_id = session.id if session is not None else self.challenges.new_session()
         nonce = new_nonce()
         reply = self.reply(request, Challenge(nonce))
         reply = reply.with_(envelope=reply.envelope.with_(session_id=session_id))
@@ -280,18 +354,51 @@ class HandleService:
 
     # ------------------------------------------------------------------ dispatch
 
-    async def _dispatch(self, request: Message, peer: str, transport: str) -> AsyncIterator[Message]:
+    async def _dispatch(self, request: Message, peer: str, transport: str,
+                        link: Link | None) -> AsyncIterator[Message]:
         op = request.op_code
         if request.header.expiration and request.expired(self.now()):
             yield self.error(request, RC.ERROR, "request expired (check the client's clock)")
         elif op == OpCode.GET_SITE_INFO:
             yield (self.reply(request, GetSiteInfoResponse(self._site)) if self._site is not None
                    else self.error(request, RC.SERVER_BUSY, "site information not ready"))
-        elif op == OpCode.RESOLUTION:
-            if OpFlag.PO not in request.op_flags and request.envelope.session_id:
+        elif op == OpCode.CHALLENGE_RESPONSE:
+            async for reply in self._answer(request, peer, transport, link):
+                yield reply
+        elif op == OpCode.SESSION_SETUP:
+            yield await sessionops.setup(self, request, peer, transport)
+        elif op == OpCode.SESSION_EXCHANGE_KEY:
+            try:
+                yield await sessionops.exchange_key(self, request, peer, transport)
+            except Refused as exc:
+                yield self.error(request, exc.code, exc.message)
+        elif op in LOGIN_OPS:
+            if link is None:
+                yield self.error(request, RC.ERROR, "a login holds for one TCP connection; log in over TCP")
+            else:
                 yield self._challenge(request, peer, transport)
+        else:
+            try:
+                caller, session = await self._context(request, peer, transport, link)
+            except Refused as exc:
+                yield self.error(request, exc.code, exc.message)
+                return
+            async for reply in self._serve(request, peer, transport, caller, session):
+                yield reply
+
+    async def _serve(self, request: Message, peer: str, transport: str, caller: Caller | None,
+                     session: Session | None) -> AsyncIterator[Message]:
+        """A request whose caller is known (a session or login proved it) or not yet."""
+        op = request.op_code
+        if op == OpCode.RESOLUTION:
+            if caller is not None:
+                yield await self._resolve(request, caller)
+            elif OpFlag.PO not in request.op_flags and request.envelope.session_id:
+                yield self._challenge(request, peer, transport, session)
             else:
                 yield await self._resolve(request, anonymous(peer))
+        elif op == OpCode.SESSION_TERMINATE and session is not None:
+            yield sessionops.terminate(self, request)
         elif op in ADMIN_OPS and transport == "udp":     # Handle clients administer over TCP: HS_SITE
             yield self.error(request, _ERROR, "administration is not served over UDP; send it over TCP")
         elif op in ADMIN_OPS:
@@ -299,13 +406,49 @@ class HandleService:
                 admin.precheck(request.body)
             except Refused as exc:
                 yield self.error(request, exc.code, exc.message)
-            else:
-                yield self._challenge(request, peer, transport)
-        elif op == OpCode.CHALLENGE_RESPONSE:
-            async for reply in self._answer(request, peer, transport):
+                return
+            if caller is None:
+                yield self._challenge(request, peer, transport, session)
+                return
+            async for reply in admin.run(self, request, caller):
                 yield reply
         else:
             yield self.error(request, RC.OPERATION_NOT_SUPPORTED, f"opCode {int(op)} is not supported here")
+
+    async def _context(self, request: Message, peer: str, transport: str,
+                       link: Link | None) -> tuple[Caller | None, Session | None]:
+        """Who a request comes from without a new challenge: the identity
+        logged in on its connection, or its session's (after the session's
+        checks: this client's address, a right MAC, a counter not seen)."""
+        auth, protocol = self.core.auth, f"hs-{transport}"
+        if link is not None:
+            identity = link.current(self.clock())
+            if identity is not None:
+                try:
+                    return await auth.resume(*identity, peer, protocol), None
+                except Refused:
+                    sessionops.unlink(self, link)
+                    raise
+        session_id = request.envelope.session_id
+        if not session_id:
+            return None, None
+        session = self.sessions.get(session_id)
+        credential = request.credential
+        if session is None:
+            if credential is not None and credential.type == MAC:
+                raise Refused(RC.SESSION_TIMEOUT, "session expired or unknown; set up a new one")
+            return None, None          # an id this node did not give a session (a challenge's, a client's own)
+        auth.check_source(peer, protocol)
+        if session.peer != peer:
+            raise await auth.failed(peer, protocol, "this session belongs to another client")
+        counter = verify_mac(session.key, request) if session.keyed and credential is not None else None
+        if counter is None:
+            raise await auth.failed(peer, protocol, "session message without a valid MAC")
+        kept = self.sessions.update(session_id, lambda s: s.counted(counter))
+        if kept is None:
+            raise await auth.failed(peer, protocol, "session message replayed (counter already seen)")
+        caller = await auth.resume(*kept.caller, peer, protocol) if kept.caller is not None else None
+        return caller, kept
 
     async def _resolve(self, request: Message, caller: Caller) -> Message:
         body = request.body
@@ -319,10 +462,14 @@ class HandleService:
             return self.error(request, view.code, view.message)
         return self.reply(request, ResolutionResponse(body.handle, view.values), code=RC.SUCCESS)
 
-    async def _answer(self, answer: Message, peer: str, transport: str) -> AsyncIterator[Message]:
+    async def _answer(self, answer: Message, peer: str, transport: str,
+                      link: Link | None) -> AsyncIterator[Message]:
         """An answer to a challenge: check it, then run the challenged request
-        as the proven identity (replies carry the answer's request id)."""
-        pending = self.challenges.take(answer.envelope.session_id, peer)
+        as the proven identity (replies carry the answer's request id). The
+        answer to a session's challenge authenticates the session; to a
+        login's, the connection."""
+        session_id = answer.envelope.session_id
+        pending = self.challenges.take(session_id, peer)
         if pending is None:
             yield self.error(answer, RC.AUTHENTICATION_TIMEOUT, "no pending challenge for this session")
             return
@@ -331,13 +478,36 @@ class HandleService:
         def fix(reply: Message) -> Message:
             return reply.with_(envelope=reply.envelope.with_(request_id=answer.request_id))
 
+        protocol = f"hs-{transport}"
         try:
-            caller = await self.core.auth.answer(pending.nonce, pending.digest, answer.body, peer, f"hs-{transport}")
+            caller = await self.core.auth.answer(pending.nonce, pending.digest, answer.body, peer, protocol)
+            proven = (caller.identity.handle, caller.identity.index)
+            session = self.sessions.get(session_id)
+            named = sessionops.login_identity(original) if original.op_code in LOGIN_OPS else \
+                (session.identity if session is not None else None)
+            if named is not None and not _same_identity(named, proven):
+                raise await self.core.auth.failed(peer, protocol, f"answered as {proven[1]}:{proven[0]}, "
+                                                                  f"not as {named[1]}:{named[0]}")
         except Refused as exc:
             yield fix(self.error(original, exc.code, exc.message))
             return
-        if original.op_code == OpCode.RESOLUTION:
+        if session is not None and session.peer == peer:
+            self.sessions.update(session_id, lambda s: replace(s, caller=proven))
+        if original.op_code in LOGIN_OPS:
+            if link is None:
+                yield fix(self.error(original, RC.ERROR, "a login holds for one TCP connection; log in over TCP"))
+            else:
+                yield fix(sessionops.bind(self, link, caller, original))
+        elif original.op_code == OpCode.RESOLUTION:
             yield fix(await self._resolve(original, caller))
-            return
-        async for reply in admin.run(self, original, caller):
-            yield fix(reply)
+        else:
+            async for reply in admin.run(self, original, caller):
+                yield fix(reply)
+
+
+_ANY_INDEX = (0, 0xFFFFFFFF)       # what SDKs send when they name a handle, not one of its keys
+
+
+def _same_identity(named: tuple[str, int], proven: tuple[str, int]) -> bool:
+    """Whether the identity a login or session setup named is the one an answer proved."""
+    return named[0].casefold() == proven[0].casefold() and (named[1] in _ANY_INDEX or named[1] == proven[1])

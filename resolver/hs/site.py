@@ -2,7 +2,8 @@
 
 One server (id 1) at the advertised address, with the ports actually bound:
 TCP and HTTP for queries and administration, UDP for queries (as a
-Handle.Net site is set up). No public key: this node does not sign replies.
+Handle.Net site is set up), and the server key's public half, with which
+Handle.Net clients check a signed reply (:mod:`resolver.serverkey`).
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ def advertised_address(settings: Settings) -> bytes:
     return bytes(12) + ip.packed if ip.version == 4 else ip.packed
 
 
-def site_info(settings: Settings, *, tcp_port: int, udp_port: int, http_port: int) -> SiteInfo:
+def site_info(settings: Settings, *, tcp_port: int, udp_port: int, http_port: int,
+              public_key: bytes = b"") -> SiteInfo:
     if not 0 <= settings.handle.site_serial <= 0xFFFF:
         raise SettingsError("handle.site_serial must be 0..65535")
     interfaces = (Interface(Interface.ADMIN_AND_QUERY, Interface.TCP, tcp_port),
                   Interface(Interface.QUERY, Interface.UDP, udp_port),
                   Interface(Interface.ADMIN_AND_QUERY, Interface.HTTP, http_port))
-    server = ServerInfo(1, advertised_address(settings), b"", interfaces)
+    server = ServerInfo(1, advertised_address(settings), public_key, interfaces)
     return SiteInfo(servers=(server,), attributes=(("desc", f"idnode {settings.node.secondary_prefix}"),),
                     serial=settings.handle.site_serial, primary_mask=SiteInfo.PRIMARY,
                     hash_option=SiteInfo.HASH_BY_ALL, major=MAX_VERSION[0], minor=MAX_VERSION[1])

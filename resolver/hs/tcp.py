@@ -43,6 +43,7 @@ from ..connections import Door, Stall
 from ..metrics import ConnectionMetrics
 from ..settings import HandleSettings
 from .service import HandleService
+from .sessionops import Link, unlink
 
 log = logging.getLogger("idnode.hs.tcp")
 
@@ -72,6 +73,7 @@ class TcpConnection(asyncio.Protocol):
         self._stall: Stall | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.link = Link()                    # an IDIS login holds for this connection only
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -91,6 +93,7 @@ class TcpConnection(asyncio.Protocol):
             return
         self._server.door.release(self._source)
         self._source = None
+        unlink(self._service, self.link)
         self._server.forget(self)
         self._cancel_idle()
         if self._stall is not None:
@@ -123,7 +126,7 @@ class TcpConnection(asyncio.Protocol):
         answered = False
         for item in self._framer.feed(data):
             if type(item) is bytes and not self._queue and not self._busy and self._writable.is_set():
-                replies = self._service.handle(item, self.peer, "tcp")
+                replies = self._service.handle(item, self.peer, "tcp", self.link)
                 if type(replies) is bytes:           # the fast tier: in order, nothing is ahead of it
                     if len(replies) <= self._server.piece:
                         self.transport.write(replies)
@@ -167,7 +170,7 @@ class TcpConnection(asyncio.Protocol):
                     if reply is not None:
                         transport.write(reply)
                     continue
-                replies = self._service.handle(item, self.peer, "tcp") if type(item) is bytes else item
+                replies = self._service.handle(item, self.peer, "tcp", self.link) if type(item) is bytes else item
                 if type(replies) is not bytes and asyncio.iscoroutine(replies):
                     replies = await replies            # the plain tier: one answer
                 if type(replies) is bytes:
