@@ -44,7 +44,7 @@ _REQUESTS: dict[int, type] = {
     OpCode.SESSION_SETUP: S.SessionSetupRequest,
     OpCode.SESSION_TERMINATE: B.GenericRequest,
     OpCode.SESSION_EXCHANGE_KEY: S.SessionExchangeKeyRequest,
-    OpCode.LOGIN_PASSWORD: S.LoginRequest,
+    OpCode.LOGIN_PASSWORD: S.PasswordLoginRequest,
     OpCode.LOGIN_KEY: S.LoginRequest,
     OpCode.GET_NEXT_TXN_ID: B.GenericRequest,
     OpCode.BACKUP_SERVER: B.GenericRequest,
@@ -57,10 +57,11 @@ _SUCCESSES: dict[int, type] = {
     OpCode.LIST_HOMED_PREFIXES: B.ListHandlesResponse,
     OpCode.VERIFY_CHALLENGE: B.VerifyChallengeResponse,
     OpCode.SESSION_SETUP: S.SessionSetupResponse,
+    OpCode.LOGIN_PASSWORD: B.ResolutionResponse,        # the identity handle, no values (LoginIDSystemIdResponse)
     **{op: B.EmptyResponse for op in (OpCode.DELETE_HANDLE, OpCode.ADD_VALUE, OpCode.REMOVE_VALUE,
                                       OpCode.MODIFY_VALUE, OpCode.HOME_PREFIX, OpCode.UNHOME_PREFIX,
                                       OpCode.SESSION_TERMINATE, OpCode.SESSION_EXCHANGE_KEY,
-                                      OpCode.BACKUP_SERVER, OpCode.LOGIN_PASSWORD, OpCode.LOGIN_KEY)},
+                                      OpCode.BACKUP_SERVER, OpCode.LOGIN_KEY)},
 }
 
 
@@ -279,9 +280,9 @@ def make_request(body: B.Body, *, request_id: int, now: int, op_code: int | None
 def make_reply(request: Message, body: B.Body, *, now: int, response_code: int | None = None,
                op_code: int | None = None, op_flags: OpFlag | None = None, lifetime: int = REPLY_LIFETIME,
                suggested: Version = MAX_VERSION, site_serial: int = 0xFFFF, digest: HashCode | None = None,
-               credential: Credential | None = None) -> Message:
-    """The response to ``request`` in the request's version, with its request
-    and session ids and opCode. ``response_code`` defaults from the body
+               credential: Credential | None = None, version: Version | None = None) -> Message:
+    """The response to ``request`` in the request's version (or ``version``,
+    within 2.1..2.11), with its request and session ids and opCode. ``response_code`` defaults from the body
     (success, 402 for a challenge, 302 for a referral, 2 for an error). The
     request digest is added when the request set RD, and always to a
     challenge; its hash is SHA-1 below 2.7, SHA-256 from 2.7 unless ``digest``
@@ -289,7 +290,7 @@ def make_reply(request: Message, body: B.Body, *, now: int, response_code: int |
     rc = response_code if response_code is not None else type(body).DEFAULT_RC
     if rc == 0:
         raise ValueError("a reply needs a non-zero response code")
-    version = reply_version(request.version)
+    version = reply_version(version if version is not None else request.version)
     flags = OpFlag(op_flags if op_flags is not None else int(request.op_flags) & int(ECHO_FLAGS))
     rd = None
     if OpFlag.RD in request.op_flags or rc == RC.AUTHENTICATION_NEEDED:

@@ -23,9 +23,15 @@ SDK, and that SDK's ``MsgConverter.convertLoginIDSystemReqToBytes``:
   the sender sent; new bodies get Handle.Net's two zeros.
 * session exchange key request (opCode 402): u32 length + the session key
   encrypted with the server's RSA public key; its RC 1 answer is empty.
-* IDIS login (opCode 2001 "login with key", 2000 "login with password" in the
-  CAICT SDKs): identity handle (string) + u32 index, the SDK's default index
-  being -1 (0xFFFFFFFF). The SDK ignores the body of the RC 1 answer.
+* IDIS key login (opCode 2001, the CAICT and IDPointer SDKs): identity
+  handle (string) + u32 index, the SDK's default index being -1
+  (0xFFFFFFFF). The SDK ignores the body of the RC 1 answer.
+* IDIS password login (opCode 2000, the CAICT SDK 2.0.3, seen on the wire):
+  laid out as a resolution request, identity handle, index list (u32 count,
+  u32 each), type list (u32 count, strings) whose one "type" is the
+  password, in clear. No challenge: the answer is RC 1 with the identity
+  handle and a value list (u32 count, values), as ``LoginIDSystemIdResponse``
+  reads it.
 """
 
 from __future__ import annotations
@@ -171,11 +177,10 @@ class SessionExchangeKeyRequest(_Body):
 
 @dataclass(frozen=True, slots=True)
 class LoginRequest(_Body):
-    """opCode 2001 (login with key) or 2000 (login with password) of the CAICT
-    SDKs: who logs in. Like :class:`GenericRequest` it implies no opCode;
-    give ``op_code`` to ``make_request``. The server answers with a challenge
-    (RC 402), then RC 1 with an empty body."""
+    """opCode 2001 (login with key): who logs in. The server answers with a
+    challenge (RC 402), then RC 1 with an empty body."""
 
+    OP = OpCode.LOGIN_KEY
     handle: str
     index: int = _U32
 
@@ -186,3 +191,33 @@ class LoginRequest(_Body):
     @classmethod
     def _read(cls, r: Reader, limits: Limits) -> "LoginRequest":
         return cls(read_handle(r, limits), r.u32())
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordLoginRequest(_Body):
+    """opCode 2000 (login with password) as the CAICT SDK sends it: the
+    identity handle (``index:handle`` or a bare handle), an index list, and
+    the password where a resolution request has its type list."""
+
+    OP = OpCode.LOGIN_PASSWORD
+    handle: str
+    password: bytes
+    indexes: tuple[int, ...] = ()
+
+    def _write(self, w: Writer) -> None:
+        _check(all(0 <= i <= _U32 for i in self.indexes), "indexes are 32-bit unsigned")
+        _check(len(self.password) <= MAX_KEY_BYTES, "password too long")
+        w.string(self.handle).u32(len(self.indexes))
+        for index in self.indexes:
+            w.u32(index)
+        w.u32(1).blob(self.password)
+
+    @classmethod
+    def _read(cls, r: Reader, limits: Limits) -> "PasswordLoginRequest":
+        handle, count = read_handle(r, limits), r.u32()
+        if count > limits.max_indexes:
+            raise HandleProtocolError(f"{count} indexes over the limit {limits.max_indexes}")
+        indexes = tuple(r.u32() for _ in range(count))
+        if r.u32() != 1:
+            raise HandleProtocolError("a password login carries exactly one password")
+        return cls(handle, _blob(r, "password"), indexes)

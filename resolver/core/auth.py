@@ -178,6 +178,11 @@ class Authenticator:
         except (ValueError, binascii.Error, UnicodeDecodeError, InvalidHandle):
             raise Refused(RC.INVALID_CREDENTIAL, "malformed Basic credentials; the user must be an admin "
                                                  "identity like 300:88.118.8/ADMIN") from None
+        return await self.password(handle, index, password, source, protocol)
+
+    async def password(self, handle: str, index: int, password: str, source: str, protocol: str) -> Caller:
+        """The caller a secret proves for ``index:handle`` (HTTP Basic, the
+        CAICT SDK's password login)."""
         self._check_source(source, protocol)
         try:
             identity = await self._check_password(handle, index, password)

@@ -39,7 +39,7 @@ import itertools
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import quote
 
@@ -57,8 +57,8 @@ from protocol.handle import (ENVELOPE_SIZE, MAX_VERSION, PUBLIC_KEY, SECRET_KEY,
                              split_datagrams)
 from protocol.handle import EmptyResponse, EnvFlag, OpCode
 from protocol.handle.credential import MAC
-from protocol.handle.session import (KeyExchange, LoginRequest, SessionCipher, SessionExchangeKeyRequest,
-                                     SessionSetupRequest)
+from protocol.handle.session import (KeyExchange, LoginRequest, PasswordLoginRequest, SessionCipher,
+                                     SessionExchangeKeyRequest, SessionSetupRequest)
 from protocol.handle.sessioncrypto import (decrypt_wire, dh_client_keypair, dh_client_session_key, encrypt_wire,
                                            mac_credential, new_session_key, pack_session_key, public_key_bytes,
                                            rsa_decrypt_session_key, rsa_encrypt_session_key, unpack_session_key,
@@ -295,6 +295,7 @@ class ClientSession:
     version: Version
     encrypt: bool = False
     counter: int = 0
+    replies: set[int] = field(default_factory=set)     # counters of the server's MAC'd replies (never twice)
 
 
 class HandleClient:
@@ -382,8 +383,13 @@ class HandleClient:
             raise HandleTransportError("the reply to a certified request is not signed")
         if credential.type == MAC:
             session = self.session
-            if session is None or reply.envelope.session_id != session.id or verify_mac(session.key, reply) is None:
+            counter = verify_mac(session.key, reply) if session is not None and \
+                reply.envelope.session_id == session.id else None
+            if counter is None:
                 raise HandleTransportError("the reply's session MAC does not verify")
+            if counter in session.replies:             # as Handle.Net's SessionInfo.addSessionCounter
+                raise HandleTransportError(f"the reply repeats session counter {counter} (a replay?)")
+            session.replies.add(counter)
             return
         key = self.server_key if self.server_key is not None else await self.fetch_server_key()
         if not verify_signature(key, reply):
@@ -518,15 +524,20 @@ class HandleClient:
             self.session = None
 
     async def login(self, auth: Auth, *, password: bool = False) -> None:
-        """IDIS login (opCode 2001, or 2000 with ``password``) on this TCP
-        connection, as the CAICT and IDPointer SDKs send it: the node
-        challenges, ``auth`` answers; later requests on the connection need no
-        credentials."""
+        """IDIS login on this TCP connection, as the CAICT and IDPointer SDKs
+        send it: opCode 2001, the node challenges and ``auth`` answers; or,
+        with ``password`` (a :class:`SecretKeyAuth`), opCode 2000 carrying the
+        secret itself, as the CAICT SDK's password login does. Later requests
+        on the connection need no credentials."""
         if self.transport != "tcp":
             raise ValueError("an IDIS login holds for one TCP connection")
-        op = OpCode.LOGIN_PASSWORD if password else OpCode.LOGIN_KEY
-        request = self.request(LoginRequest(auth.handle, auth.index), op_code=op, session_id=0,
-                               op_flags=OpFlag.RD)
+        if password:
+            if not isinstance(auth, SecretKeyAuth):
+                raise TypeError("a password login needs a SecretKeyAuth")
+            body = PasswordLoginRequest(f"{auth.index}:{auth.handle}", auth.secret)
+            await self.send(self.request(body, session_id=0, op_flags=OpFlag(0)))
+            return
+        request = self.request(LoginRequest(auth.handle, auth.index), session_id=0, op_flags=OpFlag.RD)
         await self.send(request, auth)
 
     # -- operations ------------------------------------------------------------------

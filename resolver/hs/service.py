@@ -55,15 +55,15 @@ from typing import AsyncIterator, Callable, Coroutine
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from protocol.codes import RC
-from protocol.handle import (ENVELOPE_SIZE, Challenge, EnvFlag, Envelope, ErrorResponse, GetSiteInfoResponse,
-                             HandleProtocolError, Limits, Message, OpCode, OpFlag, ResolutionResponse, decode, encode,
+from protocol.handle import (ENVELOPE_SIZE, Challenge, EmptyResponse, EnvFlag, Envelope, ErrorResponse, GetSiteInfoResponse,
+                             HandleProtocolError, Limits, Message, OpCode, OpFlag, ResolutionResponse, Version, decode, encode,
                              make_reply, protocol_error_reply, split_datagrams)
 from protocol.handle.credential import MAC
 from protocol.handle.sessioncrypto import (decrypt_wire, encrypt_wire, mac_credential, public_key_bytes, sign,
                                            verify_mac)
 from protocol.handle.fastpath import (HEADER, UDP_PAYLOAD, PlainResolution, peek_plain_resolution, plain_datagrams,
                                       plain_reply, udp_parts)
-from protocol.handle.message import ECHO_FLAGS
+from protocol.handle.message import ECHO_FLAGS, reply_version
 from protocol.identifier import handle_key
 
 from ..cache import Entry
@@ -78,7 +78,7 @@ from . import admin, sessionops
 from .auth import ChallengeBook, new_nonce
 from .authdir import AuthDir
 from .metrics import HsMetrics
-from .sessionops import LOGIN_OPS, Link
+from .sessionops import Link
 from .sessions import Session, SessionBook
 
 log = logging.getLogger("idnode.hs")
@@ -306,10 +306,22 @@ class HandleService:
 
     # ------------------------------------------------------------------ replies
 
+    @staticmethod
+    def version_for(request: Message) -> Version:
+        """The version a reply is in: the request's, but for a certified request
+        the client's suggested one when higher (as Handle.Net 9's server
+        answers): the signed bytes then carry the versions and ids (2.8 on),
+        the one layout that Handle.Net's clients and the CAICT SDK (which
+        always expects it) both check."""
+        version = reply_version(request.version)
+        if OpFlag.CT in request.op_flags:
+            return max(version, reply_version(request.envelope.suggested_version))
+        return version
+
     def reply(self, request: Message, body, *, code: int | None = None, more: bool = False) -> Message:
         flags = (int(request.op_flags) & int(ECHO_FLAGS)) | int(OpFlag.AT) | (int(OpFlag.CN) if more else 0)
         return make_reply(request, body, now=self.now(), response_code=code, op_flags=OpFlag(flags),
-                          site_serial=self._serial)
+                          site_serial=self._serial, version=self.version_for(request))
 
     def error(self, request: Message, code: int, message: str = "") -> Message:
         return self.reply(request, ErrorResponse(message[:500]), code=code)
@@ -321,10 +333,9 @@ class HandleService:
         HS_SITE) with the server key."""
         session_id = request.envelope.session_id
         if session_id and request.op_code != OpCode.SESSION_SETUP:
-            session = self.sessions.get(session_id)
-            if session is not None and session.keyed and session.peer == peer:
-                counter = request.credential.signer_index if request.credential is not None else session.top
-                return reply.with_(credential=mac_credential(session.key, reply, counter))
+            session = self.sessions.update(session_id, lambda s: s.replied() if s.keyed and s.peer == peer else None)
+            if session is not None:          # each reply its own counter: Handle.Net refuses one seen before
+                return reply.with_(credential=mac_credential(session.key, reply, session.sent))
         self.metrics.signed.inc()
         return reply.with_(credential=sign(self.server_key, reply))
 
@@ -372,7 +383,9 @@ class HandleService:
                 yield await sessionops.exchange_key(self, request, peer, transport)
             except Refused as exc:
                 yield self.error(request, exc.code, exc.message)
-        elif op in LOGIN_OPS:
+        elif op == OpCode.LOGIN_PASSWORD:
+            yield await sessionops.password_login(self, request, peer, transport, link)
+        elif op == OpCode.LOGIN_KEY:
             if link is None:
                 yield self.error(request, RC.ERROR, "a login holds for one TCP connection; log in over TCP")
             else:
@@ -483,7 +496,7 @@ class HandleService:
             caller = await self.core.auth.answer(pending.nonce, pending.digest, answer.body, peer, protocol)
             proven = (caller.identity.handle, caller.identity.index)
             session = self.sessions.get(session_id)
-            named = sessionops.login_identity(original) if original.op_code in LOGIN_OPS else \
+            named = sessionops.login_identity(original) if original.op_code == OpCode.LOGIN_KEY else \
                 (session.identity if session is not None else None)
             if named is not None and not _same_identity(named, proven):
                 raise await self.core.auth.failed(peer, protocol, f"answered as {proven[1]}:{proven[0]}, "
@@ -493,11 +506,12 @@ class HandleService:
             return
         if session is not None and session.peer == peer:
             self.sessions.update(session_id, lambda s: replace(s, caller=proven))
-        if original.op_code in LOGIN_OPS:
+        if original.op_code == OpCode.LOGIN_KEY:
             if link is None:
                 yield fix(self.error(original, RC.ERROR, "a login holds for one TCP connection; log in over TCP"))
             else:
-                yield fix(sessionops.bind(self, link, caller, original))
+                sessionops.bind(self, link, caller)
+                yield fix(self.reply(original, EmptyResponse()))
         elif original.op_code == OpCode.RESOLUTION:
             yield fix(await self._resolve(original, caller))
         else:

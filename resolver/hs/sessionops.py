@@ -13,11 +13,12 @@ challenge answer proved it (:mod:`resolver.core.auth`).
   key (sent, or named as a handle value), or the server's public key for the
   client to encrypt its key to (then 402). The reply is signed with the
   server key, which the client checks against HS_SITE.
-* **Login** (2001 key, 2000 password; TCP only): answered with a challenge
-  like any administration request; once answered (opCode 200) by the
-  identity the login named, the connection is logged in as it until it
-  closes or ``handle.login_timeout`` passes. Nothing else is: not another
-  connection, not a session.
+* **Login** (TCP only): 2001 (key login) is answered with a challenge like
+  any administration request; once answered (opCode 200) by the identity
+  the login named, the connection is logged in as it. 2000 (password login,
+  the CAICT SDK's) carries the secret itself, checked at once as HTTP Basic
+  is. Either holds until the connection closes or ``handle.login_timeout``
+  passes, and for nothing else: not another connection, not a session.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from protocol.codes import RC
-from protocol.handle import EmptyResponse, HandleProtocolError, Message, OpCode
-from protocol.handle.message import reply_version
+from protocol.handle import EmptyResponse, HandleProtocolError, Message, ResolutionResponse
 from protocol.handle.session import KeyExchange, SessionCipher, SessionSetupResponse
 from protocol.handle.sessioncrypto import (dh_server_exchange, new_session_key, pack_session_key,
                                            rsa_decrypt_session_key, rsa_encrypt_session_key, unpack_session_key)
 from protocol.identifier import InvalidHandle, parse_handle
 from protocol.valuetypes import has_type
 
+from ..core.auth import parse_identity
 from ..core.caller import Caller, anonymous
 from ..core.errors import Refused
 from ..query import Query
@@ -40,7 +41,7 @@ from ..query import Query
 if TYPE_CHECKING:
     from .service import HandleService
 
-LOGIN_OPS = frozenset({OpCode.LOGIN_PASSWORD, OpCode.LOGIN_KEY})
+PASSWORD_LOGIN_INDEX = 300       # whose secret a password login naming a bare handle means: its admin's
 
 
 class Link:
@@ -73,7 +74,7 @@ async def _exchange_key(service: "HandleService", body, version) -> bytes:
 
 async def setup(service: "HandleService", request: Message, peer: str, transport: str) -> Message:
     """Answer a session setup request (opCode 400)."""
-    body, version = request.body, reply_version(request.version)      # the reply's: what the client reads by
+    body, version = request.body, service.version_for(request)      # the reply's: what the client reads by
     if transport == "udp":
         return service.error(request, RC.ERROR, "sessions are not set up over UDP; send it over TCP")
     cipher = SessionCipher.AES
@@ -105,8 +106,8 @@ async def exchange_key(service: "HandleService", request: Message, peer: str, tr
     """The session key a client encrypted to the server key (opCode 402, after a CIPHER_SERVER setup)."""
     session_id = request.envelope.session_id
     session = service.sessions.get(session_id) if session_id else None
-    if session is None or session.peer != peer or session.keyed:
-        raise await service.core.auth.failed(peer, f"hs-{transport}", "no session waiting for a key")
+    if session is None or session.peer != peer or session.keyed:      # nothing proven wrong: not a failure
+        raise Refused(RC.SESSION_TIMEOUT, "no session of yours is waiting for a key; set up a new one")
     try:
         cipher, key = unpack_session_key(
             rsa_decrypt_session_key(service.server_key, request.body.encrypted_key, request.version), request.version)
@@ -129,14 +130,39 @@ def login_identity(request: Message) -> tuple[str, int]:
     return request.body.handle, request.body.index
 
 
-def bind(service: "HandleService", link: Link, caller: Caller, request: Message) -> Message:
-    """A login answered: the connection acts as ``caller`` from now on."""
+def bind(service: "HandleService", link: Link, caller: Caller) -> None:
+    """A login succeeded: the connection acts as ``caller`` from now on."""
     if link.identity is None:
         service.metrics.logins.inc()
     identity = caller.identity
     link.identity = (identity.handle, identity.index)
     link.until = service.clock() + service.settings.handle.login_timeout
-    return service.reply(request, EmptyResponse())
+
+
+async def password_login(service: "HandleService", request: Message, peer: str, transport: str,
+                         link: Link | None) -> Message:
+    """opCode 2000 as the CAICT SDK sends it: the secret itself, checked at
+    once (no challenge) under the lock-out policy, answered RC 1 with the
+    identity handle. A bare handle means its admin secret at index 300."""
+    body = request.body
+    if link is None:
+        return service.error(request, RC.ERROR, "a login holds for one TCP connection; log in over TCP")
+    try:
+        if ":" in body.handle.partition("/")[0]:
+            index, handle = parse_identity(body.handle)
+        else:
+            index, handle = (body.indexes[0] if body.indexes else PASSWORD_LOGIN_INDEX), body.handle
+        parse_handle(handle)
+        password = body.password.decode("utf-8")
+    except (ValueError, InvalidHandle, UnicodeDecodeError):
+        return service.error(request, RC.INVALID_CREDENTIAL, "malformed login: the user must be an admin identity "
+                                                             "like 300:88.118.8/ADMIN, the password UTF-8")
+    try:
+        caller = await service.core.auth.password(handle, index, password, peer, f"hs-{transport}")
+    except Refused as exc:
+        return service.error(request, exc.code, exc.message)
+    bind(service, link, caller)
+    return service.reply(request, ResolutionResponse(body.handle, ()))
 
 
 def unlink(service: "HandleService", link: Link) -> None:

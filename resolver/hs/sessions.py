@@ -52,6 +52,7 @@ class Session:
     top: int = 0                  # the newest MAC counter seen
     seen: int = 1                 # bit i: counter top - i was seen
     encrypt: bool = False         # the client asked for encrypted replies
+    sent: int = 0                 # the counter of the last reply MAC'd in the session (the server's own)
 
     @property
     def keyed(self) -> bool:
@@ -72,6 +73,10 @@ class Session:
             return cls(**entry)
         except (KeyError, TypeError, ValueError):
             return None
+
+    def replied(self) -> "Session":
+        """The session after one more MAC'd reply."""
+        return replace(self, sent=self.sent + 1)
 
     def with_key(self, key: bytes, cipher: int) -> "Session":
         return replace(self, key=key, cipher=cipher)

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from protocol.codes import RC
 from protocol.handle import (AddValueRequest, ChallengeAnswerRequest, CreateHandleRequest, Credential, GenericRequest,
-                             HandleProtocolError, OpCode, OpFlag, ResolutionRequest, decode, encode, make_request)
-from protocol.handle.session import KeyExchange, LoginRequest
+                             HandleProtocolError, OpCode, OpFlag, ResolutionRequest, ResolutionResponse, decode, encode,
+                             make_request)
+from protocol.handle.session import KeyExchange, LoginRequest, PasswordLoginRequest
 from protocol.values import HandleValue
 from protocol.valuetypes import AdminRef
 from registry import provision
@@ -92,14 +93,16 @@ async def test_certified_replies_verify_against_the_hs_site_key_with_cryptograph
                  (ResolutionRequest("88.118.8/nope"), None, RC.HANDLE_NOT_FOUND),
                  (GenericRequest("/"), OpCode.HOME_PREFIX, RC.OPERATION_NOT_SUPPORTED))    # a refusal is signed too
         for request_id, (body, op, code) in enumerate(cases, 7):
-            request = make_request(body, request_id=request_id, now=NOW, op_code=op,
-                                   op_flags=OpFlag.CT | OpFlag.PO | OpFlag.REC, version=(2, 10))
-            (reply,) = await client.exchange(encode(request), request_id)
-            assert reply.response_code == code and OpFlag.CT in reply.op_flags
-            verify_independently(encode(reply), server.public_key)
+            for version in ((2, 10), (2, 3)):     # 2.3 suggesting 2.10, as the CAICT SDK and Handle.Net 8 send
+                request = make_request(body, request_id=request_id, now=NOW, op_code=op, version=version,
+                                       op_flags=OpFlag.CT | OpFlag.PO | OpFlag.REC, suggested=(2, 10))
+                (reply,) = await client.exchange(encode(request), request_id)
+                assert reply.response_code == code and OpFlag.CT in reply.op_flags
+                assert reply.version == (2, 10)    # answered in the suggested version, as Handle.Net 9 does
+                verify_independently(encode(reply), server.public_key)
         plain = await client.send(client.request(ResolutionRequest("88.118.8/product-123")))
         assert plain[0].credential is None                   # no CT: no signature, the fast path
-    assert await hs.metric("idnode_hs_signed_replies_total") == 3
+    assert await hs.metric("idnode_hs_signed_replies_total") == 6
 
 
 async def test_the_server_key_lives_beside_the_node_key_and_rotates(hs):
@@ -127,6 +130,8 @@ async def test_a_whole_administration_inside_a_session(hs, transport, exchange):
         session = await client.setup_session(ENT, key_exchange=exchange)
         assert session.id and len(session.key) in (16, 32)
         await admin_cycle(hs, client, ENT)
+        # every reply MAC'd with the session key, each under a counter of its own (the 402 included)
+        assert sorted(session.replies) == list(range(1, 7))     # 402, create, add, modify, remove, delete
         await client.terminate_session()
     # one challenge proved the session; every later change rode on it
     assert await hs.metric("idnode_requests_total", protocol=f"hs-{transport}", operation="challenge_response",
@@ -194,6 +199,25 @@ async def test_a_login_naming_the_handle_alone_takes_any_of_its_keys(hs):
                                  op_flags=OpFlag.RD)
         await client.send(request, ENT)
         await client.create_handle(H, [URL, ADMIN])
+    assert [e.actor for e in await hs.store.audit() if e.handle == H] == ["300:88.118.8/ADMIN"]
+
+
+async def test_the_caict_password_login_carries_the_secret_itself(hs):
+    """opCode 2000 as the CAICT SDK 2.0.3 writes it: a bare handle, the
+    password where a resolution request has its types; RC 1 at once."""
+    caict = PasswordLoginRequest("88.118.8/ADMIN", b"enterprise-secret-0001")
+    async with hs.client("tcp") as client:
+        request = client.request(caict, session_id=0)
+        (reply,) = await client.exchange(encode(request), request.request_id)
+        assert reply.response_code == RC.SUCCESS and reply.body == ResolutionResponse("88.118.8/ADMIN", ())
+        await client.create_handle(H, [URL, ADMIN])
+    async with hs.client("tcp") as client:
+        wrong = PasswordLoginRequest("300:88.118.8/ADMIN", b"not-the-secret-at-all")
+        await refused(client.send(client.request(wrong, session_id=0)), RC.AUTHENTICATION_FAILED)
+        garbled = PasswordLoginRequest("88.118.8/ADMIN", b"\xff\xfe")
+        await refused(client.send(client.request(garbled, session_id=0)), RC.INVALID_CREDENTIAL)
+        await refused(client.delete_handle(H), RC.AUTHENTICATION_NEEDED)      # not logged in
+    assert await failures(hs) == 1
     assert [e.actor for e in await hs.store.audit() if e.handle == H] == ["300:88.118.8/ADMIN"]
 
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from protocol.codes import RC
 from protocol.handle import (ENVELOPE_SIZE, HEADER_SIZE, Challenge, CreateHandleRequest, DeleteHandleRequest,
                              DHPublicKey, EmptyResponse, Envelope, GenericRequest, HandleProtocolError, KeyExchange,
-                             LoginRequest, OpCode, OpFlag, Reassembler, RequestDigest, SessionExchangeKeyRequest,
+                             LoginRequest, OpCode, OpFlag, PasswordLoginRequest, Reassembler, RequestDigest,
+                             ResolutionResponse, SessionExchangeKeyRequest,
                              SessionSetupRequest, SessionSetupResponse, body_type, decode, encode, header_and_body,
                              load_public_key, make_reply, make_request, split_datagrams, verify_signature)
 from protocol.handle.keys import OAKLEY_GROUP_2_G, OAKLEY_GROUP_2_P
@@ -198,13 +199,18 @@ def test_login_2001_from_the_caict_sdk():
     assert type(ok.body) is EmptyResponse and ok.request_digest.matches(msg)
 
 
-@pytest.mark.parametrize("op", [OpCode.LOGIN_PASSWORD, OpCode.LOGIN_KEY])
-def test_login_needs_its_opcode(op):
-    with pytest.raises(ValueError):
-        make_request(LoginRequest("a/b", 1), request_id=1, now=0)
-    msg = make_request(LoginRequest("a/b"), request_id=1, now=0, op_code=op)
+def test_key_login_defaults_to_the_sdk_index_and_password_login_reads_as_the_caict_sdk_writes_it():
+    msg = make_request(LoginRequest("a/b"), request_id=1, now=0)
     back = decode(encode(msg))
-    assert back.op_code is op and back.body == LoginRequest("a/b", 0xFFFFFFFF)   # the SDK's default index -1
+    assert back.op_code is OpCode.LOGIN_KEY and back.body == LoginRequest("a/b", 0xFFFFFFFF)   # the SDK's -1
+    # CAICT SDK 2.0.3 `login(user, password)`: a resolution request's layout, the password as its one type
+    wire = s("88.118.8/ADMIN") + u32(0) + u32(1) + s("enterprise-secret-0001")
+    login = PasswordLoginRequest.from_bytes(wire)
+    assert login == PasswordLoginRequest("88.118.8/ADMIN", b"enterprise-secret-0001") and login.to_bytes() == wire
+    msg = decode(encode(make_request(login, request_id=2, now=0)))
+    assert msg.op_code is OpCode.LOGIN_PASSWORD and msg.body == login
+    ok = decode(encode(make_reply(msg, ResolutionResponse("88.118.8/ADMIN", ()), now=NOW)))
+    assert ok.body == ResolutionResponse("88.118.8/ADMIN", ())         # what LoginIDSystemIdResponse reads
 
 
 # ------------------------------------------------------------------ bodies
@@ -275,6 +281,9 @@ def test_oversized_or_lying_setup_requests_are_refused(wire):
     (SessionExchangeKeyRequest, b""),
     (LoginRequest, s("a/b") + u32(1) + b"\x00"),
     (LoginRequest, u32(300) + bytes(300) + u32(1)),
+    (PasswordLoginRequest, s("a/b") + u32(0) + u32(2) + s("one") + s("two")),      # one password only
+    (PasswordLoginRequest, s("a/b") + u32(0) + u32(1) + u32(MAX_KEY_BYTES + 1)),   # a 16 KiB password
+    (PasswordLoginRequest, s("a/b") + u32(0xFFFFFFFF)),                            # 4 billion indexes
 ])
 def test_other_bad_bodies_are_refused(cls, wire):
     with pytest.raises(HandleProtocolError):
@@ -293,7 +302,7 @@ def test_encoders_refuse_what_does_not_fit():
 @pytest.mark.parametrize(("op", "rc", "cls"), [
     (400, 0, SessionSetupRequest), (400, 1, SessionSetupResponse), (401, 0, GenericRequest),
     (401, 1, EmptyResponse), (402, 0, SessionExchangeKeyRequest), (402, 1, EmptyResponse),
-    (2000, 0, LoginRequest), (2000, 1, EmptyResponse), (2001, 0, LoginRequest), (2001, 1, EmptyResponse),
+    (2000, 0, PasswordLoginRequest), (2000, 1, ResolutionResponse), (2001, 0, LoginRequest), (2001, 1, EmptyResponse),
     (400, 402, Challenge), (2001, 402, Challenge),
 ])
 def test_registered_bodies(op, rc, cls):
