@@ -377,15 +377,14 @@ def prefix_create(obj: Cli, name: str, owner: str, credit_code: str, contact: st
                   public_key: str | None) -> None:
     """Allocate PREFIX (e.g. 88.118.8) and its admin 300:PREFIX/ADMIN."""
     name = parse_prefix(name)
-    if public_key is not None and password_stdin:
+    if public_key is not None and password_stdin and remote_target() is None:
         raise click.UsageError("--public-key and --password-stdin exclude each other: a key identity has no secret")
     settings = obj.settings()
     password = _read_password(password_stdin)
     keyed: dict[str, bytes] = {}
-    if public_key is not None:
-        if remote_target() is not None:
-            raise CliError("--public-key works on the local home only, not with --server")
+    if public_key is not None:             # (with --server, --password-stdin is the caller's own password)
         keyed["public_key"] = _read_key_file(public_key)
+        password = None
     _, secret = with_core(settings, lambda core: core.create_prefix(
         OPERATOR, name, owner, credit_code=credit_code, contact=contact, password=password, **keyed))
     click.echo(f"created prefix {name}")

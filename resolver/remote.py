@@ -236,11 +236,15 @@ class RemoteCore:
         return generated, generated
 
     async def create_prefix(self, caller: Caller, prefix: str, owner: str, *, credit_code: str = "",
-                            contact: str = "", password: str | None = None) -> tuple[PrefixInfo, str | None]:
-        secret, shown = self._secret(password)
-        doc = await self.remote.call("PUT", _prefix_path(prefix), body={
-            "owner": owner, "creditCode": credit_code, "contact": contact, "password": secret})
-        return _prefix_info(doc), shown
+                            contact: str = "", password: str | None = None,
+                            public_key: str | bytes | None = None) -> tuple[PrefixInfo, str | None]:
+        body: dict[str, Any] = {"owner": owner, "creditCode": credit_code, "contact": contact}
+        shown = None
+        if public_key is not None:             # a key identity: the PEM, no secret
+            body["publicKey"] = public_key.decode("utf-8", "replace") if isinstance(public_key, bytes) else public_key
+        else:
+            body["password"], shown = self._secret(password)
+        return _prefix_info(await self.remote.call("PUT", _prefix_path(prefix), body=body)), shown
 
     async def set_prefix_state(self, caller: Caller, prefix: str, enabled: bool) -> PrefixInfo:
         action = "/enable" if enabled else "/disable"

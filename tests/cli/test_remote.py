@@ -214,8 +214,11 @@ def test_add_key_remotely(admin, ent, client, server, tmp_path):
     doc = orjson.loads(client.ok("resolve", "88.118.8/ADMIN", "--server", server, "--json").stdout)
     assert {v["index"]: v["type"] for v in doc["values"]}.items() >= {301: "HS_PUBKEY", 400: "HS_PUBKEY"}.items()
     assert_error(ent("prefix", "add-key", "88.118.8", str(pem)), "is not the node admin")
-    assert_error(admin("prefix", "create", "88.118.41", "--owner", "K", "--public-key", str(pem)),
-                 "not with --server")
+    out = admin.ok("prefix", "create", "88.118.41", "--owner", "K", "--public-key", str(pem))
+    assert out.stdout.splitlines() == ["created prefix 88.118.41", "admin identity: 300:88.118.41/ADMIN (key "
+                                       "identity: it signs Handle challenges with its private key)"]
+    doc = orjson.loads(client.ok("resolve", "88.118.41/ADMIN", "--server", server, "--json").stdout)
+    assert {v["index"]: v["type"] for v in doc["values"]} == {100: "HS_ADMIN", 300: "HS_PUBKEY"}
 
 
 def test_prefix_refusals_are_the_nodes(ent, admin):
