@@ -55,7 +55,7 @@ from protocol.handle import (ENVELOPE_SIZE, MAX_VERSION, PUBLIC_KEY, SECRET_KEY,
                              RemoveValueRequest, ResolutionRequest, ResolutionResponse, Version, challenge_data,
                              decode, encode, make_request, secret_key_answer, secret_key_code,
                              split_datagrams)
-from protocol.handle import EmptyResponse, EnvFlag, OpCode
+from protocol.handle import EnvFlag, OpCode
 from protocol.handle.credential import MAC
 from protocol.handle.session import (KeyExchange, LoginRequest, PasswordLoginRequest, SessionCipher,
                                      SessionExchangeKeyRequest, SessionSetupRequest)

@@ -55,15 +55,13 @@ from typing import AsyncIterator, Callable, Coroutine
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from protocol.codes import RC
-from protocol.handle import (ENVELOPE_SIZE, Challenge, EmptyResponse, EnvFlag, Envelope, ErrorResponse, GetSiteInfoResponse,
-                             HandleProtocolError, Limits, Message, OpCode, OpFlag, ResolutionResponse, Version, decode, encode,
-                             make_reply, protocol_error_reply, split_datagrams)
-from protocol.handle.credential import MAC
-from protocol.handle.sessioncrypto import (decrypt_wire, encrypt_wire, mac_credential, public_key_bytes, sign,
-                                           verify_mac)
+from protocol.handle import (ENVELOPE_SIZE, Challenge, EmptyResponse, EnvFlag, ErrorResponse, GetSiteInfoResponse,
+                             HandleProtocolError, Limits, Message, OpCode, OpFlag, ResolutionResponse, Version, decode,
+                             encode, make_reply, protocol_error_reply, split_datagrams)
 from protocol.handle.fastpath import (HEADER, UDP_PAYLOAD, PlainResolution, peek_plain_resolution, plain_datagrams,
                                       plain_reply, udp_parts)
 from protocol.handle.message import ECHO_FLAGS, reply_version
+from protocol.handle.sessioncrypto import public_key_bytes
 from protocol.identifier import handle_key
 
 from ..cache import Entry
@@ -246,7 +244,7 @@ class HandleService:
         sealed = None
         try:
             if len(data) > 2 and data[2] & _ENCRYPTED:
-                data, sealed = await self._unseal(data, peer, transport)
+                data, sealed = sessionops.unseal(self, data, peer)
             request = decode(data, self.limits)
         except HandleProtocolError as exc:
             reply = self.malformed(exc, transport)
@@ -254,7 +252,7 @@ class HandleService:
                 yield split_datagrams(reply) if transport == "udp" else reply
             return
         async for reply in self.answer(request, peer, transport, link):
-            wire = encode(reply) if sealed is None else self._seal(reply, sealed)
+            wire = encode(reply) if sealed is None else sessionops.seal(reply, sealed)
             if transport != "udp":
                 yield wire
                 continue
@@ -295,12 +293,12 @@ class HandleService:
             try:
                 async for reply in self._dispatch(request, peer, transport, link):
                     code = reply.response_code if code is None else code
-                    yield self._certified(request, reply, peer) if certify else reply
+                    yield sessionops.certified(self, request, reply, peer) if certify else reply
             except Exception:  # noqa: BLE001 - the last line of defence: one reply, never a dead server
                 log.exception("internal error", extra={"op": int(request.op_code), "transport": transport})
                 code = RC.ERROR if code is None else code
                 error = self.error(request, RC.ERROR, "internal error")
-                yield self._certified(request, error, peer) if certify else error
+                yield sessionops.certified(self, request, error, peer) if certify else error
         finally:
             metric.observe(code if code is not None else RC.ERROR, time.perf_counter() - start)
 
@@ -325,33 +323,6 @@ class HandleService:
 
     def error(self, request: Message, code: int, message: str = "") -> Message:
         return self.reply(request, ErrorResponse(message[:500]), code=code)
-
-    def _certified(self, request: Message, reply: Message, peer: str) -> Message:
-        """``reply`` signed, for a request that set CT: inside a keyed session
-        with an HS_MAC made with the session key (counter: the request's), else
-        (and always for a session setup, which the client checks against
-        HS_SITE) with the server key."""
-        session_id = request.envelope.session_id
-        if session_id and request.op_code != OpCode.SESSION_SETUP:
-            session = self.sessions.update(session_id, lambda s: s.replied() if s.keyed and s.peer == peer else None)
-            if session is not None:          # each reply its own counter: Handle.Net refuses one seen before
-                return reply.with_(credential=mac_credential(session.key, reply, session.sent))
-        self.metrics.signed.inc()
-        return reply.with_(credential=sign(self.server_key, reply))
-
-    async def _unseal(self, data: bytes, peer: str, transport: str) -> tuple[bytes, Session]:
-        """An encrypted message (envelope flag) opened with its session's key."""
-        envelope = Envelope.from_bytes(data, self.limits)
-        session = self.sessions.get(envelope.session_id) if envelope.session_id else None
-        if session is None or not session.keyed or session.peer != peer:
-            raise HandleProtocolError("encrypted message outside a session of this client",
-                                      request_id=envelope.request_id, envelope=envelope)
-        return decrypt_wire(session.key, session.cipher, session.version, data, self.limits), session
-
-    @staticmethod
-    def _seal(reply: Message, session: Session) -> bytes:
-        """The reply to an encrypted request, encrypted with the same session key."""
-        return encrypt_wire(session.key, session.cipher, session.version, encode(reply))
 
     def _challenge(self, request: Message, peer: str, transport: str, session: Session | None = None) -> Message:
         """RC 402 with a nonce; inside a session under the session's id (the
@@ -392,7 +363,7 @@ class HandleService:
                 yield self._challenge(request, peer, transport)
         else:
             try:
-                caller, session = await self._context(request, peer, transport, link)
+                caller, session = await sessionops.caller_of(self, request, peer, transport, link)
             except Refused as exc:
                 yield self.error(request, exc.code, exc.message)
                 return
@@ -427,41 +398,6 @@ class HandleService:
                 yield reply
         else:
             yield self.error(request, RC.OPERATION_NOT_SUPPORTED, f"opCode {int(op)} is not supported here")
-
-    async def _context(self, request: Message, peer: str, transport: str,
-                       link: Link | None) -> tuple[Caller | None, Session | None]:
-        """Who a request comes from without a new challenge: the identity
-        logged in on its connection, or its session's (after the session's
-        checks: this client's address, a right MAC, a counter not seen)."""
-        auth, protocol = self.core.auth, f"hs-{transport}"
-        if link is not None:
-            identity = link.current(self.clock())
-            if identity is not None:
-                try:
-                    return await auth.resume(*identity, peer, protocol), None
-                except Refused:
-                    sessionops.unlink(self, link)
-                    raise
-        session_id = request.envelope.session_id
-        if not session_id:
-            return None, None
-        session = self.sessions.get(session_id)
-        credential = request.credential
-        if session is None:
-            if credential is not None and credential.type == MAC:
-                raise Refused(RC.SESSION_TIMEOUT, "session expired or unknown; set up a new one")
-            return None, None          # an id this node did not give a session (a challenge's, a client's own)
-        auth.check_source(peer, protocol)
-        if session.peer != peer:
-            raise await auth.failed(peer, protocol, "this session belongs to another client")
-        counter = verify_mac(session.key, request) if session.keyed and credential is not None else None
-        if counter is None:
-            raise await auth.failed(peer, protocol, "session message without a valid MAC")
-        kept = self.sessions.update(session_id, lambda s: s.counted(counter))
-        if kept is None:
-            raise await auth.failed(peer, protocol, "session message replayed (counter already seen)")
-        caller = await auth.resume(*kept.caller, peer, protocol) if kept.caller is not None else None
-        return caller, kept
 
     async def _resolve(self, request: Message, caller: Caller) -> Message:
         body = request.body
@@ -498,7 +434,7 @@ class HandleService:
             session = self.sessions.get(session_id)
             named = sessionops.login_identity(original) if original.op_code == OpCode.LOGIN_KEY else \
                 (session.identity if session is not None else None)
-            if named is not None and not _same_identity(named, proven):
+            if named is not None and not sessionops.same_identity(named, proven):
                 raise await self.core.auth.failed(peer, protocol, f"answered as {proven[1]}:{proven[0]}, "
                                                                   f"not as {named[1]}:{named[0]}")
         except Refused as exc:
@@ -517,11 +453,3 @@ class HandleService:
         else:
             async for reply in admin.run(self, original, caller):
                 yield fix(reply)
-
-
-_ANY_INDEX = (0, 0xFFFFFFFF)       # what SDKs send when they name a handle, not one of its keys
-
-
-def _same_identity(named: tuple[str, int], proven: tuple[str, int]) -> bool:
-    """Whether the identity a login or session setup named is the one an answer proved."""
-    return named[0].casefold() == proven[0].casefold() and (named[1] in _ANY_INDEX or named[1] == proven[1])

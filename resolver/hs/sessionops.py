@@ -3,7 +3,11 @@
 The protocol's parts only: the key exchanges of a session setup (Handle.Net
 ``HandleServer.processSessionSetup`` as its client expects it), ending a
 session, the IDIS login that the CAICT and IDPointer SDKs send before any
-change, and the :class:`Link` that holds a TCP connection's login. Who may
+change, the :class:`Link` that holds a TCP connection's login; and for
+every other request, who it comes from without a new challenge
+(:func:`caller_of`: the login, or the session after its checks), its
+reply signed when CT asks (:func:`certified`), and a session's encrypted
+messages opened and answered encrypted (:func:`unseal`, :func:`seal`). Who may
 do what stays the operations layer's: a session or a login only says *who*
 the caller is (:meth:`resolver.core.auth.Authenticator.resume`), once a
 challenge answer proved it (:mod:`resolver.core.auth`).
@@ -26,10 +30,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from protocol.codes import RC
-from protocol.handle import EmptyResponse, HandleProtocolError, Message, ResolutionResponse
+from protocol.handle import (EmptyResponse, Envelope, HandleProtocolError, Message, OpCode, ResolutionResponse,
+                             encode)
+from protocol.handle.credential import MAC
 from protocol.handle.session import KeyExchange, SessionCipher, SessionSetupResponse
-from protocol.handle.sessioncrypto import (dh_server_exchange, new_session_key, pack_session_key,
-                                           rsa_decrypt_session_key, rsa_encrypt_session_key, unpack_session_key)
+from protocol.handle.sessioncrypto import (decrypt_wire, dh_server_exchange, encrypt_wire, mac_credential,
+                                           new_session_key, pack_session_key, rsa_decrypt_session_key,
+                                           rsa_encrypt_session_key, sign, unpack_session_key, verify_mac)
 from protocol.identifier import InvalidHandle, parse_handle
 from protocol.valuetypes import has_type
 
@@ -37,6 +44,7 @@ from ..core.auth import parse_identity
 from ..core.caller import Caller, anonymous
 from ..core.errors import Refused
 from ..query import Query
+from .sessions import Session
 
 if TYPE_CHECKING:
     from .service import HandleService
@@ -170,3 +178,78 @@ def unlink(service: "HandleService", link: Link) -> None:
     if link.identity is not None:
         service.metrics.logins.dec()
         link.identity = None
+
+
+# ------------------------------------------------------------------ who a request comes from, replies signed
+
+def certified(service: "HandleService", request: Message, reply: Message, peer: str) -> Message:
+    """``reply`` signed, for a request that set CT: inside a keyed session
+    with an HS_MAC made with the session key, each reply under a counter of
+    its own (Handle.Net refuses one seen before), else (and always for a
+    session setup, which the client checks against HS_SITE) with the server key."""
+    session_id = request.envelope.session_id
+    if session_id and request.op_code != OpCode.SESSION_SETUP:
+        session = service.sessions.update(session_id, lambda s: s.replied() if s.keyed and s.peer == peer else None)
+        if session is not None:
+            return reply.with_(credential=mac_credential(session.key, reply, session.sent))
+    service.metrics.signed.inc()
+    return reply.with_(credential=sign(service.server_key, reply))
+
+
+def unseal(service: "HandleService", data: bytes, peer: str) -> tuple[bytes, Session]:
+    """An encrypted message (envelope flag) opened with its session's key."""
+    envelope = Envelope.from_bytes(data, service.limits)
+    session = service.sessions.get(envelope.session_id) if envelope.session_id else None
+    if session is None or not session.keyed or session.peer != peer:
+        raise HandleProtocolError("encrypted message outside a session of this client",
+                                  request_id=envelope.request_id, envelope=envelope)
+    return decrypt_wire(session.key, session.cipher, session.version, data, service.limits), session
+
+
+def seal(reply: Message, session: Session) -> bytes:
+    """The reply to an encrypted request, encrypted with the same session key."""
+    return encrypt_wire(session.key, session.cipher, session.version, encode(reply))
+
+
+async def caller_of(service: "HandleService", request: Message, peer: str, transport: str,
+                    link: Link | None) -> tuple[Caller | None, Session | None]:
+    """Who a request comes from without a new challenge: the identity
+    logged in on its connection, or its session's (after the session's
+    checks: this client's address, a right MAC, a counter not seen)."""
+    auth, protocol = service.core.auth, f"hs-{transport}"
+    if link is not None:
+        identity = link.current(service.clock())
+        if identity is not None:
+            try:
+                return await auth.resume(*identity, peer, protocol), None
+            except Refused:
+                unlink(service, link)
+                raise
+    session_id = request.envelope.session_id
+    if not session_id:
+        return None, None
+    session = service.sessions.get(session_id)
+    credential = request.credential
+    if session is None:
+        if credential is not None and credential.type == MAC:
+            raise Refused(RC.SESSION_TIMEOUT, "session expired or unknown; set up a new one")
+        return None, None          # an id this node did not give a session (a challenge's, a client's own)
+    auth.check_source(peer, protocol)
+    if session.peer != peer:
+        raise await auth.failed(peer, protocol, "this session belongs to another client")
+    counter = verify_mac(session.key, request) if session.keyed and credential is not None else None
+    if counter is None:
+        raise await auth.failed(peer, protocol, "session message without a valid MAC")
+    kept = service.sessions.update(session_id, lambda s: s.counted(counter))
+    if kept is None:
+        raise await auth.failed(peer, protocol, "session message replayed (counter already seen)")
+    caller = await auth.resume(*kept.caller, peer, protocol) if kept.caller is not None else None
+    return caller, kept
+
+
+_ANY_INDEX = (0, 0xFFFFFFFF)       # what SDKs send when they name a handle, not one of its keys
+
+
+def same_identity(named: tuple[str, int], proven: tuple[str, int]) -> bool:
+    """Whether the identity a login or session setup named is the one an answer proved."""
+    return named[0].casefold() == proven[0].casefold() and (named[1] in _ANY_INDEX or named[1] == proven[1])
