@@ -420,3 +420,17 @@ async def refused_or_unsigned(call) -> None:
     with pytest.raises((HandleResponseError, HandleTransportError)) as err:
         await call
     assert getattr(err.value, "code", RC.SERVER_BUSY) == RC.SERVER_BUSY
+
+
+async def test_the_session_table_is_bounded_and_the_oldest_makes_room(tmp_path):
+    async with hs_node(tmp_path, **{"handle.max_sessions": 2}) as hs:
+        clients = [hs.client("tcp") for _ in range(3)]
+        for client in clients:
+            await client.setup_session(ENT)
+        await refused(clients[0].create_handle(H, [URL, ADMIN], ENT), RC.SESSION_TIMEOUT)     # ended to make room
+        await clients[2].create_handle(H, [URL, ADMIN], ENT)
+        assert len(hs.service.sessions) == 2
+        assert await hs.metric("idnode_hs_sessions") == 2
+        assert await hs.metric("idnode_hs_sessions_evicted_total", reason="full") == 1
+        for client in clients:
+            await client.close()
