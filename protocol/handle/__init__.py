@@ -58,10 +58,11 @@ credential after the body is :class:`Credential`.
 Sessions (opCodes 400/401/402) and IDIS login (2000/2001): bodies
 :class:`SessionSetupRequest`/:class:`SessionSetupResponse` (mode
 :class:`KeyExchange`, Handle.Net's two trailing zero bytes kept as
-``padding``), :class:`SessionExchangeKeyRequest` (402), :class:`LoginRequest` (2001), :class:`PasswordLoginRequest` (2000)
-(2000 and 2001, opCode given to ``make_request``); 401 is a
-:class:`GenericRequest`, and 401/402/2000/2001 succeed with an
-:class:`EmptyResponse`. Key agreement and session encryption are in
+``padding``), :class:`SessionExchangeKeyRequest` (402),
+:class:`LoginRequest` (2001, key login) and :class:`PasswordLoginRequest`
+(2000, the CAICT SDK's password login); 401 is a :class:`GenericRequest`;
+401, 402 and 2001 succeed with an :class:`EmptyResponse`, 2000 with a
+:class:`ResolutionResponse` naming the identity. Key agreement and session encryption are in
 :mod:`protocol.handle.sessioncrypto` (:func:`dh_server_exchange`,
 :func:`dh_client_keypair`/:func:`dh_client_session_key` with the Oakley
 group 2 default, :func:`rsa_encrypt_session_key`/
@@ -135,7 +136,8 @@ __all__ = [
     "REPLY_LIFETIME", "Message", "RequestDigest", "body_type", "decode", "decode_message", "encode",
     "encode_message", "header_and_body", "make_reply", "make_request", "protocol_error_reply", "reply_version",
     "OAKLEY_GROUP_2_G", "OAKLEY_GROUP_2_P", "DHPublicKey", "load_public_key", "public_key_bytes",
-    "KeyExchange", "LoginRequest", "PasswordLoginRequest", "SessionCipher", "SessionExchangeKeyRequest", "SessionSetupRequest",
+    "KeyExchange", "LoginRequest", "PasswordLoginRequest", "SessionCipher", "SessionExchangeKeyRequest",
+    "SessionSetupRequest",
     "SessionSetupResponse", "DHPrivateKey", "decrypt_message", "decrypt_wire", "dh_client_keypair",
     "dh_client_session_key", "dh_server_exchange", "encrypt_message", "encrypt_wire", "new_session_key",
     "pack_session_key", "unpack_session_key", "rsa_decrypt_session_key", "rsa_encrypt_session_key",

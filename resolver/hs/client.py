@@ -50,7 +50,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 from protocol.codes import RC
 from protocol.handle import (ENVELOPE_SIZE, MAX_VERSION, PUBLIC_KEY, SECRET_KEY, AddValueRequest, Challenge,
                              ChallengeAnswerRequest, CreateHandleRequest, DeleteHandleRequest, Envelope,
-                             ErrorResponse, GenericRequest, GetSiteInfoRequest, HandleProtocolError, Limits, ListHandlesRequest,
+                             ErrorResponse, GenericRequest, GetSiteInfoRequest, HandleProtocolError, Limits,
+                             ListHandlesRequest,
                              Message, ModifyValueRequest, OpFlag, PublicKeyAnswer, Reassembler,
                              RemoveValueRequest, ResolutionRequest, ResolutionResponse, Version, challenge_data,
                              decode, encode, make_request, secret_key_answer, secret_key_code,

@@ -34,15 +34,16 @@ Bad input: a message that does not decode is answered RC 4 when its request
 id could be read and dropped otherwise; a response sent to the server is
 dropped; an expired request is refused with RC 2; an opCode this node does
 not serve gets RC 5. Administration is challenged unless a session or a
-login already proved the caller, and served over TCP and HTTP only: over UDP, which Handle clients use for queries alone (this node's
-HS_SITE says so) and whose source address anyone may claim, it is refused
-with RC 2, on which a Handle client asks over TCP. A resolution is challenged
-when it asks for more than public values (PO clear) and names a session
-(Handle.Net's rule), otherwise non-public values are left out. Public-key
-work (signatures, key exchanges) is budgeted per source prefix by the
-operations layer (:class:`resolver.core.throttle.WorkBudget`): past it,
-RC 3 without the work. Over UDP no answer is larger than ``handle.max_udp_reply_bytes``: a larger one is
-refused with RC 2 the same way.
+login already proved the caller, and served over TCP and HTTP only: over
+UDP, which Handle clients use for queries alone (this node's HS_SITE says
+so) and whose source address anyone may claim, it is refused with RC 2, on
+which a Handle client asks over TCP. A resolution is challenged when it asks
+for more than public values (PO clear) and names a session (Handle.Net's
+rule), otherwise non-public values are left out. Public-key work
+(signatures, key exchanges) is budgeted per source prefix by the operations
+layer (:class:`resolver.core.throttle.WorkBudget`): past it, RC 3 without
+the work. Over UDP no answer is larger than ``handle.max_udp_reply_bytes``:
+a larger one is refused with RC 2 the same way.
 """
 
 from __future__ import annotations
@@ -381,8 +382,9 @@ class HandleService:
                 yield self._challenge(request, peer, transport, session)
             else:
                 yield await self._resolve(request, anonymous(peer))
-        elif op == OpCode.SESSION_TERMINATE and session is not None:
-            yield sessionops.terminate(self, request)
+        elif op == OpCode.SESSION_TERMINATE:
+            yield (sessionops.terminate(self, request) if session is not None else
+                   self.error(request, RC.SESSION_TIMEOUT, "no such session (expired, or ended already)"))
         elif op in ADMIN_OPS and transport == "udp":     # Handle clients administer over TCP: HS_SITE
             yield self.error(request, _ERROR, "administration is not served over UDP; send it over TCP")
         elif op in ADMIN_OPS:

@@ -343,8 +343,14 @@ async def test_an_expired_session_asks_for_a_new_one(hs):
         hs.clock.advance(61)
         await refused(client.add_values(H, [DESC]), RC.SESSION_TIMEOUT)   # a Handle client sets up a new one
         client.session = None
-        await client.setup_session(ENT)
+        session = await client.setup_session(ENT)
         await client.add_values(H, [DESC], ENT)
+        await client.terminate_session()                                  # opCode 401 ends it
+        client.session = session
+        await refused(client.remove_values(H, [3]), RC.SESSION_TIMEOUT)
+        request = client.request(GenericRequest("/"), op_code=OpCode.SESSION_TERMINATE)
+        await refused(client.send(request), RC.SESSION_TIMEOUT)            # ended already
+    assert [v.index for v in (await hs.store.get_handle(H)).values] == [1, 3, 100]
 
 
 async def test_sessions_and_logins_only_where_they_hold(hs):
