@@ -5,6 +5,8 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 # `make bench SCENARIOS="hs-udp-hot rest-cold"` runs only those (see `idnode bench --list`).
 SCENARIOS ?=
+# `make bench RECORDS=small` (or mixed): the kind of records (`idnode bench --records`; default large).
+RECORDS ?=
 
 .PHONY: run test bench bench-quick clean
 
@@ -30,11 +32,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 # Full run: 1M identifiers, 10 s per run; results, table and plots in bench/results/.
 bench: $(BENCH_STAMP)
-	$(BIN)/idnode bench $(SCENARIOS)
+	$(BIN)/idnode bench $(if $(RECORDS),--records $(RECORDS)) $(SCENARIOS)
 
 # Smoke run (under 2 minutes, 10k identifiers): checks the harness works, not a timing.
 bench-quick: $(BENCH_STAMP)
-	$(BIN)/idnode bench --quick --output bench/results/quick $(SCENARIOS)
+	$(BIN)/idnode bench --quick --output bench/results/quick $(if $(RECORDS),--records $(RECORDS)) $(SCENARIOS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

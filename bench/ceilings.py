@@ -8,6 +8,10 @@ the size the node's replies had:
   fixed Handle reply (split into the same number of packets) and sends it;
 * ``tcp``  a bare uvloop stream responder: frames requests by the envelope's
   length, answers each with the fixed reply and the request id;
+
+  with ``--records small`` or ``mixed`` (``idnode bench --records``) both
+  instead cycle through the real replies of the first 100 records of that
+  kind, so the shapes and datagram counts match the node's;
 * ``http`` a bare aiohttp app whose every route returns a constant body;
 * ``sqlite`` (not a server) inserts N rows of the import's size into SQLite
   in the node's durability settings, batch by batch: the import's ceiling.
@@ -30,8 +34,10 @@ from . import wire
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, packets: list[bytes]) -> None:
+    def __init__(self, packets: list[bytes], cycle: list[list[bytes]] | None = None) -> None:
         self.packets = [bytearray(p) for p in packets]
+        self.cycle = [[bytearray(p) for p in ps] for ps in cycle] if cycle else None
+        self.turn = 0
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport) -> None:
@@ -40,14 +46,20 @@ class _Datagrams(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         rid = data[8:12]
         sendto = self.transport.sendto      # type: ignore[union-attr]
-        for p in self.packets:
+        packets = self.packets
+        if self.cycle:
+            self.turn = (self.turn + 1) % len(self.cycle)
+            packets = self.cycle[self.turn]
+        for p in packets:
             p[8:12] = rid
             sendto(p, addr)
 
 
 class _Stream(asyncio.Protocol):
-    def __init__(self, reply: bytes) -> None:
+    def __init__(self, reply: bytes, cycle: list[bytes] | None = None) -> None:
         self.reply = bytearray(reply)
+        self.cycle = [bytearray(r) for r in cycle] if cycle else None
+        self.turn = 0
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -61,23 +73,36 @@ class _Stream(asyncio.Protocol):
             total = 20 + int.from_bytes(buf[16:20], "big")
             if len(buf) < total:
                 return
-            self.reply[8:12] = buf[8:12]
-            self.transport.write(bytes(self.reply))     # type: ignore[union-attr]
+            reply = self.reply
+            if self.cycle:
+                self.turn = (self.turn + 1) % len(self.cycle)
+                reply = self.cycle[self.turn]
+            reply[8:12] = buf[8:12]
+            self.transport.write(bytes(reply))     # type: ignore[union-attr]
             del buf[:total]
 
 
-async def _serve_udp(size: int, found: bool) -> None:
+def _record_replies(found: bool, records: str) -> list[bytes] | None:
+    """The replies a found-handle ceiling cycles through for small or mixed records; None: one fixed reply."""
+    return wire.hs_record_replies(records) if found and records != "large" else None
+
+
+async def _serve_udp(size: int, found: bool, records: str = "large") -> None:
     loop = asyncio.get_running_loop()
     packets = wire.hs_datagrams(wire.hs_reply(size, found=found))
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(packets), local_addr=("127.0.0.1", 0))
+    cycle = _record_replies(found, records)
+    cycle_packets = [wire.hs_datagrams(r) for r in cycle] if cycle else None
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(packets, cycle_packets),
+                                                       local_addr=("127.0.0.1", 0))
     _ready(transport.get_extra_info("sockname")[1])
     await asyncio.Event().wait()
 
 
-async def _serve_tcp(size: int, found: bool) -> None:
+async def _serve_tcp(size: int, found: bool, records: str = "large") -> None:
     loop = asyncio.get_running_loop()
     reply = wire.hs_reply(size, found=found)
-    server = await loop.create_server(lambda: _Stream(reply), "127.0.0.1", 0, backlog=1024)
+    cycle = _record_replies(found, records)
+    server = await loop.create_server(lambda: _Stream(reply, cycle), "127.0.0.1", 0, backlog=1024)
     _ready(server.sockets[0].getsockname()[1])
     await asyncio.Event().wait()
 
@@ -133,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=["udp", "tcp", "http", "sqlite"])
     parser.add_argument("--size", type=int, required=True, help="reply bytes (sqlite: bytes per row)")
     parser.add_argument("--not-found", action="store_true", help="answer HS RC 100 instead of a value list")
+    parser.add_argument("--records", choices=["small", "mixed", "large"], default="large",
+                        help="HS found replies: records of this kind (large: one fixed reply of --size)")
     parser.add_argument("--status", type=int, default=200)
     parser.add_argument("--content-type", default="application/json")
     parser.add_argument("--rows", type=int, default=0)
@@ -143,8 +170,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rows_per_second {sqlite_ceiling(args.path, args.rows, args.size, args.batch):.1f}", flush=True)
         return
     import uvloop
-    server = {"udp": lambda: _serve_udp(args.size, not args.not_found),
-              "tcp": lambda: _serve_tcp(args.size, not args.not_found),
+    server = {"udp": lambda: _serve_udp(args.size, not args.not_found, args.records),
+              "tcp": lambda: _serve_tcp(args.size, not args.not_found, args.records),
               "http": lambda: _serve_http(args.size, args.status, args.content_type)}[args.kind]
     try:
         uvloop.run(server())

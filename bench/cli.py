@@ -22,7 +22,8 @@ No word runs everything.
 \b
 The node runs pinned to CPU 0 and the load to the other CPUs when there are
 two or more. Results go to bench/results/<date>-<scenario>.json, with
-<date>-summary.md and <date>-*.png next to them."""
+<date>-summary.md and <date>-*.png next to them; with --records small or
+mixed the names start <date>-small- or <date>-mixed-."""
 
 
 @click.command("bench", epilog=_EPILOG)
@@ -40,9 +41,12 @@ two or more. Results go to bench/results/<date>-<scenario>.json, with
               help="Generator processes (default: one per load core).")
 @click.option("--http-generator", type=click.Choice(["auto", "python", "wrk"]), default="auto", show_default=True,
               help="REST closed-loop generator: wrk when installed (auto), or the Python one.")
+@click.option("--records", type=click.Choice(["small", "mixed", "large"]), default="large", show_default=True,
+              help="The records seeded, imported and registered: small (URL + HS_ADMIN, one UDP datagram), "
+                   "large (4-8 values, 300-600 B) or mixed (70% small).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, warmup: float | None, quick: bool,
-          output: Path | None, procs: int | None, http_generator: str, list_only: bool) -> None:
+          output: Path | None, procs: int | None, http_generator: str, records: str, list_only: bool) -> None:
     """Benchmark the node against ceilings measured in the same run."""
     from . import runner
     from .scenarios import SCENARIOS, UnknownScenario, select
@@ -56,7 +60,7 @@ def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, 
     except UnknownScenario as exc:
         raise click.UsageError(str(exc)) from None
     opts = runner.preset(quick=quick, size=size, duration=duration, open_duration=duration, warmup=warmup,
-                         output=output, procs=procs, http_generator=http_generator)
+                         output=output, procs=procs, http_generator=http_generator, records=records)
     summary = runner.run(opts, chosen, say=click.echo)
     failed = [n for n, e in summary["results"].items() if e.get("failed")]
     if failed:

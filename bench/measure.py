@@ -24,8 +24,8 @@ from protocol.codes import RC
 from . import external, procstat, report, servers, wire
 from .loadgen import run_load
 from .loadspec import LoadSpec
-from .records import (ENTERPRISES, KeySet, cold_keys, csv_rows, handle_of, hot_keys, missing_keys, new_handle,
-                      record_values, zipf_keys)
+from .records import (ENTERPRISES, KeySet, cold_keys, csv_rows, handle_of, hot_keys, jsonl_lines, missing_keys,
+                      new_handle, record_values, zipf_keys)
 from .scenarios import Scenario
 from .seed import seed_home
 
@@ -184,7 +184,7 @@ def _register(r: "Run", s: Scenario, node: servers.Server) -> dict:
     batch = s.protocol == "cbor-batch"
     tag = f"{'B' if batch else 'S'}{int(time.time()) % 100000:05d}"
     count = max(o.register_pool, o.batch_items)
-    pairs = [(new_handle(tag, j), record_values(j % max(1, o.size))) for j in range(count)]
+    pairs = [(new_handle(tag, j), record_values(j % max(1, o.size), o.records)) for j in range(count)]
     if batch:
         reqs = tuple(wire.cbor_registers(pairs, host, auth, o.batch_items))
         need = Need("http", _spec(r, "http", node.port, reqs, (200,), o.http_connections), content_type=_CBOR)
@@ -214,14 +214,26 @@ def _prime_auth(port: int, request: bytes) -> None:
 # ------------------------------------------------------------------ import
 
 def import_rows(r: "Run", s: Scenario) -> dict:
-    """``idnode import`` of N CSV rows into a fresh home, pinned to the server core."""
+    """``idnode import`` of N rows into a fresh home, pinned to the server core: CSV
+    for large records, JSONL (Handle.Net JSON values) for small and mixed ones,
+    whose HS_ADMIN values a CSV column cannot carry."""
     n = r.opts.size
     home = r.tmp / "import-home"
     seed_home(home, 0)
-    path = r.tmp / "import.csv"
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows(csv_rows(n))
-    row_bytes = max(1, (path.stat().st_size // max(1, n)))
+    if r.opts.records == "large":
+        path = r.tmp / "import.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows(csv_rows(n))
+        row_bytes = max(1, (path.stat().st_size // max(1, n)))
+    else:
+        path = r.tmp / "import.jsonl"
+        stored = 0
+        with open(path, "wb") as fh:
+            for i, line in enumerate(jsonl_lines(n, r.opts.records)):
+                fh.write(line)
+                stored += len(handle_of(i)) + sum(len(v.data) + 1 for v in record_values(i, r.opts.records))
+        # The sqlite ceiling's rows: what a CSV line of these values would hold, not the JSON's bytes.
+        row_bytes = max(1, stored // max(1, n))
     cmd = servers.idnode_command("--home", str(home), "import", str(path), "--progress", "none")
     env = servers.node_env({"IDNODE_LOG_LEVEL": "warning"})
     t0 = time.perf_counter()
@@ -241,6 +253,8 @@ def import_rows(r: "Run", s: Scenario) -> dict:
     entry = report.import_entry(s, rows=n, seconds=seconds, startup=startup, cpu=usage.ru_utime + usage.ru_stime,
                                 max_rss=usage.ru_maxrss * 1024, summary=out.strip(), row_bytes=row_bytes,
                                 prefixes=len(ENTERPRISES))
+    if r.opts.records != "large":
+        entry["file_format"] = "jsonl"
     report.attach_ceiling(entry, ceiling)
     return entry
 
@@ -298,7 +312,7 @@ def ceilings(r: "Run") -> None:
         t0 = time.perf_counter()
         try:
             server = servers.start_ceiling(kind, size=size, cpus=r.plan.server, not_found=not_found,
-                                           status=status, content_type=ctype)
+                                           status=status, content_type=ctype, records=r.opts.records)
         except servers.ServerError as exc:
             r.say(f"ceiling {kind} {size} B: failed ({exc})")
             continue
@@ -307,7 +321,8 @@ def ceilings(r: "Run") -> None:
             ceiling = report.ceiling_entry(_NAMES[kind], kind, size, measured, generator,
                                            content_type=ctype if kind == "http" else "",
                                            shape="not found" if not_found else f"status {status}" if kind == "http"
-                                           else "values")
+                                           else "values" if r.opts.records == "large"
+                                           else f"{r.opts.records} records")
             if opened and r.opts.open_ceilings:
                 ceiling["open_points"] = _ceiling_points(r, server, r.results[opened[0]], need)
         except (OSError, RuntimeError, ValueError) as exc:

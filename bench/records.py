@@ -9,6 +9,12 @@ bytes, the shape of a product or order label on an industrial identifier
 node: a URL, a contact, a product name, a description, and some of batch,
 date, specification and certificate. Handles are spread over several
 enterprise prefixes under the node's secondary prefix.
+
+That is the ``large`` kind of record (the default). ``idnode bench --records``
+also offers ``small`` records, a URL (index 1) and an HS_ADMIN (index 100)
+naming ``300:<prefix>/ADMIN`` with every permission, whose UDP reply is one
+datagram, and ``mixed``: record ``i`` small when ``_mix(i) % 10 < 7``, else
+large (70% small), again a pure function of ``i``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+from protocol.valuetypes import AdminRef
 from protocol.values import HandleValue
 
 SECONDARY_PREFIX = "88.118"
@@ -32,6 +39,10 @@ PREFIXES = tuple(p for p, _ in ENTERPRISES)
 _KINDS = ("SN", "PO", "LOT", "PART")
 _DOMAINS = ("acme.example", "hdparts.example", "lgbattery.example", "xnpharma.example", "bfsteel.example")
 MIN_BYTES, MAX_BYTES = 300, 600
+RECORD_KINDS = ("small", "mixed", "large")
+DEFAULT_KIND = "large"
+SMALL_PERCENT = 70                 # mixed: share of small records
+ADMIN_INDEX, ADMIN_KEY_INDEX = 100, 300
 # Value columns, in index order; the first four are in every record.
 COLUMNS = ("URL", "EMAIL", "PRODUCT_NAME", "DESC", "BATCH_NO", "MFG_DATE", "SPEC", "CERT_URL")
 _FILLER = ("Rated for continuous duty; inspect seals every 2000 hours; store dry between 5 and 35 C; "
@@ -93,13 +104,37 @@ def record_columns(i: int) -> dict[str, str]:
     return cols
 
 
-def record_values(i: int) -> list[HandleValue]:
-    """Record ``i`` as handle values, indexes 1.. in column order."""
+def check_kind(kind: str) -> str:
+    if kind not in RECORD_KINDS:
+        raise ValueError(f"records must be one of {', '.join(RECORD_KINDS)}, not {kind!r}")
+    return kind
+
+
+def is_small(i: int, kind: str = DEFAULT_KIND) -> bool:
+    """Whether record ``i`` is a small one among records of ``kind``."""
+    if kind == "mixed":
+        return _mix(i) % 10 < SMALL_PERCENT // 10
+    return check_kind(kind) == "small"
+
+
+def small_values(i: int) -> list[HandleValue]:
+    """The small shape of record ``i``: its URL and an HS_ADMIN naming its prefix's admin."""
+    prefix = handle_of(i).split("/", 1)[0]
+    return [HandleValue(1, "URL", record_columns(i)["URL"].encode()),
+            HandleValue(ADMIN_INDEX, "HS_ADMIN", AdminRef(f"{prefix}/ADMIN", ADMIN_KEY_INDEX).encode())]
+
+
+def record_values(i: int, kind: str = DEFAULT_KIND) -> list[HandleValue]:
+    """Record ``i`` as handle values: large, indexes 1.. in column order; small, see :func:`small_values`."""
+    if is_small(i, kind):
+        return small_values(i)
     return [HandleValue(n, t, v.encode()) for n, (t, v) in enumerate(record_columns(i).items(), 1)]
 
 
-def payload_bytes(i: int) -> int:
-    """Types plus data of record ``i``: the 300-600 bytes the issue asks for."""
+def payload_bytes(i: int, kind: str = DEFAULT_KIND) -> int:
+    """Types plus data of record ``i`` (large: the 300-600 bytes the issue asks for)."""
+    if is_small(i, kind):
+        return sum(len(v.type) + len(v.data) for v in small_values(i))
     return sum(len(t) + len(v.encode()) for t, v in record_columns(i).items())
 
 
@@ -109,6 +144,18 @@ def csv_rows(n: int) -> Iterator[list[str]]:
     for i in range(n):
         cols = record_columns(i)
         yield [handle_of(i), *(cols.get(c, "") for c in COLUMNS)]
+
+
+def jsonl_lines(n: int, kind: str) -> Iterator[bytes]:
+    """The import file for ``small`` and ``mixed`` records (``idnode import`` JSONL,
+    Handle.Net JSON values), since a CSV column cannot carry an HS_ADMIN value."""
+    import orjson
+
+    from protocol.jsoncodec import value_to_json
+
+    for i in range(n):
+        values = [value_to_json(v) for v in record_values(i, kind)]
+        yield orjson.dumps({"handle": handle_of(i), "values": values}) + b"\n"
 
 
 # ------------------------------------------------------------------ key sets

@@ -1,9 +1,11 @@
 """Results as JSON, a markdown table and plots; the validity flags.
 
 One JSON file per scenario (``<date>-<scenario>.json``) holds everything
-measured for it, its ceiling and the run's context (machine, cores, options);
-``<date>-summary.md`` holds the tables printed at the end; ``<date>-*.png``
-the plots (:mod:`bench.plots`).
+measured for it, its ceiling, the kind of records (``"records"``) and the
+run's context (machine, cores, options); ``<date>-summary.md`` holds the
+tables printed at the end; ``<date>-*.png`` the plots (:mod:`bench.plots`).
+With ``--records small`` or ``mixed`` every name starts ``<date>-small-`` or
+``<date>-mixed-`` instead, so runs of different kinds sit side by side.
 """
 
 from __future__ import annotations
@@ -246,9 +248,16 @@ def one_line(entry: dict) -> str:
     return text
 
 
+def file_prefix(stamp: str, records: str) -> str:
+    """``<date>`` for large records (the names results always had), else ``<date>-<kind>``."""
+    return stamp if records == "large" else f"{stamp}-{records}"
+
+
 def finish(r: "Run") -> dict:
     from . import plots, tables
 
+    kind = r.opts.records
+    prefix = file_prefix(r.stamp, kind)
     for entry in list(r.results.values()) + r.ceilings:
         entry["flags"] = flags(entry)
     out_dir = Path(r.opts.output)
@@ -256,18 +265,19 @@ def finish(r: "Run") -> dict:
     notes = [n for n in (r.hs_note, r.cache_note) if n]
     files = []
     for name, entry in r.results.items():
-        path = out_dir / f"{r.stamp}-{name}.json"
-        path.write_bytes(orjson.dumps({**entry, "context": r.context, "notes": notes}, option=orjson.OPT_INDENT_2))
+        path = out_dir / f"{prefix}-{name}.json"
+        path.write_bytes(orjson.dumps({**entry, "records": kind, "context": r.context, "notes": notes},
+                                      option=orjson.OPT_INDENT_2))
         files.append(path)
-    ceilings_path = out_dir / f"{r.stamp}-ceilings.json"
-    ceilings_path.write_bytes(orjson.dumps({"ceilings": r.ceilings, "context": r.context},
+    ceilings_path = out_dir / f"{prefix}-ceilings.json"
+    ceilings_path.write_bytes(orjson.dumps({"ceilings": r.ceilings, "records": kind, "context": r.context},
                                            option=orjson.OPT_INDENT_2))
     files.append(ceilings_path)
     text = tables.markdown(r.results, r.ceilings, r.context, notes)
-    md = out_dir / f"{r.stamp}-summary.md"
+    md = out_dir / f"{prefix}-summary.md"
     md.write_text(text, encoding="utf-8")
     files.append(md)
-    pngs, plot_note = plots.draw(r.results, r.ceilings, out_dir, r.stamp)
+    pngs, plot_note = plots.draw(r.results, r.ceilings, out_dir, prefix)
     files += pngs
     r.say("")
     r.say(text)
@@ -275,5 +285,5 @@ def finish(r: "Run") -> dict:
         r.say(plot_note)
     r.say("written: " + ", ".join(str(p) for p in files[-4:]) + f" and {len(files) - 4} more in {out_dir}"
           if len(files) > 4 else "written: " + ", ".join(map(str, files)))
-    return {"stamp": r.stamp, "results": r.results, "ceilings": r.ceilings, "context": r.context,
+    return {"stamp": r.stamp, "records": kind, "results": r.results, "ceilings": r.ceilings, "context": r.context,
             "notes": notes, "files": [str(p) for p in files], "summary": str(md)}

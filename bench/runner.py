@@ -48,6 +48,7 @@ class Options:
     retries: int = 3                       # runs again while other processes disturb one (see measure.DISTURBED)
     quick: bool = False
     output: Path = RESULTS_DIR
+    records: str = "large"                 # small | mixed | large (bench.records)
 
 
 def preset(*, quick: bool, **changes) -> Options:
@@ -155,7 +156,7 @@ def _run(r: Run, scenarios: list[Scenario]) -> None:
     opts = r.opts
     scenarios = _with_twins(scenarios)
     r.context = report.context(r)
-    r.say(f"idnode bench: {len(scenarios)} scenarios, {opts.size:,} identifiers, "
+    r.say(f"idnode bench: {len(scenarios)} scenarios, {opts.size:,} identifiers ({opts.records} records), "
           f"{opts.duration:g} s per run after {opts.warmup:g} s warm-up")
     r.say(f"cores: {r.plan.describe()}; {r.procs} generator process(es)")
     params = _serve_params()
@@ -165,8 +166,8 @@ def _run(r: Run, scenarios: list[Scenario]) -> None:
     node_scenarios = [s for s in scenarios if s.needs_node]
     if node_scenarios:
         t0 = time.perf_counter()
-        r.home = seed_home(r.tmp / "home", opts.size)
-        r.say(f"seeded {opts.size:,} records in {time.perf_counter() - t0:.1f} s "
+        r.home = seed_home(r.tmp / "home", opts.size, opts.records)
+        r.say(f"seeded {opts.size:,} {opts.records} records in {time.perf_counter() - t0:.1f} s "
               f"({opts.size / max(r.home.seconds, 1e-9):,.0f} records/s through register_batch)")
     for cache_on, group in _groups(r, node_scenarios):
         with _node(r, cache_on) as node:

@@ -17,7 +17,7 @@ from protocol.codes import RC
 from registry import open_store, provision
 from resolver.settings import load_settings
 
-from .records import ENTERPRISES, SECONDARY_PREFIX, handle_of, record_values
+from .records import DEFAULT_KIND, ENTERPRISES, SECONDARY_PREFIX, check_kind, handle_of, record_values
 
 SEED_BATCH = 5000
 ACTOR = "bench"
@@ -39,7 +39,7 @@ class Home:
         return f"Home({self.path}, records={self.records})"
 
 
-async def _seed(home: Path, records: int) -> Home:
+async def _seed(home: Path, records: int, kind: str) -> Home:
     settings = load_settings(env={}, overrides={"node.home": str(home)})
     secret = secrets.token_urlsafe(24)
     store = open_store(settings.store.url, home=settings.home, create=True, limits=settings.registry.limits())
@@ -50,7 +50,7 @@ async def _seed(home: Path, records: int) -> Home:
             await provision.create_prefix(store, prefix, owner, password=secrets.token_urlsafe(24), actor=ACTOR)
         t0 = time.perf_counter()
         for at in range(0, records, SEED_BATCH):
-            items = [(handle_of(i), record_values(i)) for i in range(at, min(records, at + SEED_BATCH))]
+            items = [(handle_of(i), record_values(i, kind)) for i in range(at, min(records, at + SEED_BATCH))]
             results = await store.register_batch(items, overwrite=False, actor=ACTOR)
             failed = [r for r in results if r.code != RC.SUCCESS]
             if failed:
@@ -62,6 +62,7 @@ async def _seed(home: Path, records: int) -> Home:
     return Home(home, records, admin, secret, seconds)
 
 
-def seed_home(home: Path, records: int) -> Home:
-    """Create a node in ``home`` (which must not hold one) with ``records`` records."""
-    return asyncio.run(_seed(home, records))
+def seed_home(home: Path, records: int, kind: str = DEFAULT_KIND) -> Home:
+    """Create a node in ``home`` (which must not hold one) with ``records`` records
+    of ``kind`` (small, mixed or large: see :mod:`bench.records`)."""
+    return asyncio.run(_seed(home, records, check_kind(kind)))

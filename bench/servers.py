@@ -167,10 +167,13 @@ def _wait_hs(server: Server, handle: str) -> None:
 
 
 def start_ceiling(kind: str, *, size: int, cpus: frozenset[int], not_found: bool = False, status: int = 200,
-                  content_type: str = "application/json") -> Server:
-    """A ceiling server (see :mod:`bench.ceilings`), ready to be loaded."""
+                  content_type: str = "application/json", records: str = "large") -> Server:
+    """A ceiling server (see :mod:`bench.ceilings`), ready to be loaded; ``records``
+    (small, mixed) shapes the HS replies like the node's for those records."""
     cmd = [sys.executable, "-m", "bench.ceilings", kind, "--size", str(size), "--status", str(status),
            "--content-type", content_type] + (["--not-found"] if not_found else [])
+    if records != "large" and kind in ("udp", "tcp"):
+        cmd += ["--records", records]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_pinned(cpus), cwd=str(Path(__file__).resolve().parent.parent))
     server = Server(f"ceiling-{kind}", proc, 0)

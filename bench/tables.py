@@ -85,6 +85,15 @@ def _rest_generator(wrk: str) -> str:
     return f"wrk ({wrk})" if wrk.startswith("/") else f"Python ({wrk})"
 
 
+_RECORDS = {"large": "4-8 values, 300-600 B", "small": "URL + HS_ADMIN, one datagram",
+            "mixed": "70% small, 30% large"}
+
+
+def _records(opts: dict) -> str:
+    kind = opts.get("records", "large")
+    return f"{kind} records ({_RECORDS.get(kind, '?')})"
+
+
 def markdown(results: dict, ceilings: list[dict], context: dict, notes: list[str]) -> str:
     m = context["machine"]
     opts = context["options"]
@@ -92,7 +101,7 @@ def markdown(results: dict, ceilings: list[dict], context: dict, notes: list[str
              f"- machine: {m['cpus']} CPUs ({m['cpu_model'] or 'unknown model'}), {m['memory_gb']} GB, "
              f"Linux {m['kernel']}; Python {m['python']}, uvloop {m['uvloop']}, aiohttp {m['aiohttp']}",
              f"- cores: {context['cores']}; {context['generator_processes']} generator process(es)",
-             f"- {opts['size']:,} identifiers; {opts['duration']:g} s per closed-loop run after "
+             f"- {opts['size']:,} identifiers, {_records(opts)}; {opts['duration']:g} s per closed-loop run after "
              f"{opts['warmup']:g} s warm-up; open loop {opts['open_duration']:g} s per rate"
              + ("; quick mode (a smoke run, not a timing)" if opts.get("quick") else ""),
              f"- REST generator: {_rest_generator(context['wrk'])}"]

@@ -20,6 +20,7 @@ import orjson
 from protocol.handle import (ENVELOPE_SIZE, ErrorResponse, ResolutionRequest, ResolutionResponse, decode, encode,
                              make_reply, make_request, split_datagrams)
 from protocol.handle.envelope import HEADER_SIZE
+from protocol.jsoncodec import value_to_json
 from protocol.values import HandleValue
 
 # Offsets the generators read in a reply without decoding it.
@@ -63,6 +64,17 @@ def hs_reply(size: int, *, found: bool = True) -> bytes:
     return build(max(0, size - base))
 
 
+def hs_record_replies(kind: str, count: int = 100) -> list[bytes]:
+    """Real resolution replies for records 0..count-1 of ``kind`` (``small`` or
+    ``mixed``), which the ceiling responders cycle through so their replies
+    have the shapes and datagram counts the node's have for those records."""
+    from .records import handle_of, record_values
+
+    request = decode(encode(make_request(ResolutionRequest("88.118.8/CEILING"), request_id=0, now=0)))
+    return [encode(make_reply(request, ResolutionResponse(handle_of(i), tuple(record_values(i, kind))), now=0))
+            for i in range(count)]
+
+
 def hs_datagrams(reply: bytes) -> list[bytes]:
     """The reply as the UDP packets a server sends (492 message bytes each)."""
     return split_datagrams(reply)
@@ -101,9 +113,14 @@ def cbor_resolves(handles: Sequence[str], host: str, per_request: int) -> list[b
     return out
 
 
+def _json_data(v: HandleValue) -> dict:
+    if v.type == "HS_ADMIN":
+        return value_to_json(v)["data"]          # {"format": "admin", ...}
+    return {"format": "string", "value": v.data.decode()}
+
+
 def _json_values(values: Sequence[HandleValue]) -> list[dict]:
-    return [{"index": v.index, "type": v.type, "data": {"format": "string", "value": v.data.decode()}}
-            for v in values]
+    return [{"index": v.index, "type": v.type, "data": _json_data(v)} for v in values]
 
 
 def rest_puts(items: Sequence[tuple[str, Sequence[HandleValue]]], host: str, auth: tuple[str, str]) -> list[bytes]:
@@ -127,5 +144,5 @@ def cbor_registers(items: Sequence[tuple[str, Sequence[HandleValue]]], host: str
 
 
 __all__ = ["REQUEST_ID_AT", "SEQUENCE_AT", "LENGTH_AT", "RC_AT", "HEADER_SIZE", "hs_requests", "hs_reply",
-           "hs_datagrams", "packets_for", "basic_auth", "rest_gets", "cbor_resolves", "rest_puts",
+           "hs_record_replies", "hs_datagrams", "packets_for", "basic_auth", "rest_gets", "cbor_resolves", "rest_puts",
            "cbor_registers"]

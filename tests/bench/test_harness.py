@@ -51,6 +51,7 @@ def test_a_closed_loop_result_has_every_figure_and_its_ceiling(run, name):
     proc, out = run
     e = _result(out, name)
     assert e["scenario"] == name and e["context"]["machine"]["python"]
+    assert e["records"] == "large" and not any("-large-" in p.name or "-small-" in p.name for p in out.iterdir())
     if _hs_skipped(e):
         assert "HS servers not available" in e["skipped"]
         return
@@ -117,3 +118,23 @@ def test_ceilings_summary_and_plots_are_written(run):
         assert any(p.endswith("latency-cdf.png") for p in pngs), pngs
         assert any(p.endswith("latency-vs-load.png") for p in pngs) or _hs_skipped(_result(out, "hs-udp-hot-open"))
         assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_small_records_run_and_are_named_and_recorded_as_such(tmp_path):
+    """``--records small``: seeded small, the HS ceiling answers like the node, files say ``small``."""
+    proc = subprocess.run([str(IDNODE), "bench", "hs-udp-hot", "--quick", "--records", "small", "--size", "100",
+                           "--duration", "0.2", "--warmup", "0.1", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=DEADLINE,
+                          env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    e = _result(tmp_path, "small-hs-udp-hot")
+    assert e["records"] == "small" and e["context"]["options"]["records"] == "small"
+    assert "small records" in next(tmp_path.glob("*-small-summary.md")).read_text()
+    if _hs_skipped(e):
+        return
+    assert "failed" not in e and e["errors"]["total"] == 0
+    assert e["ceiling_reply_bytes"] <= 512 and e["ceiling"]["kind"] == "udp"
+    ceilings = json.loads(next(tmp_path.glob("*-small-ceilings.json")).read_text())
+    assert ceilings["records"] == "small"
+    udp = next(c for c in ceilings["ceilings"] if c["kind"] == "udp")
+    assert udp["shape"] == "small records" and abs(udp["ceiling_reply_bytes"] - e["ceiling_reply_bytes"]) < 16

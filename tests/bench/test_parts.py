@@ -7,13 +7,18 @@ import struct
 from array import array
 from collections import Counter
 
+import orjson
 import pytest
 
 from bench import procstat, records, report, scenarios, stats, wire
 from bench.gen_stream import hs_frame, http_frame
 from protocol.codes import RC
-from protocol.handle import ResolutionRequest, decode
+from protocol.handle import (ResolutionRequest, ResolutionResponse, decode, encode, make_reply, make_request,
+                             split_datagrams)
 from protocol.identifier import parse_handle
+from protocol.jsoncodec import values_from_json
+from protocol.valuetypes import ALL_ADMIN_PERMS, AdminRef
+from registry.importer import parse_jsonl
 
 
 def test_records_have_4_to_8_values_of_300_to_600_bytes_under_the_enterprise_prefixes():
@@ -146,3 +151,69 @@ def test_cache_memory_measure_fills_realistic_entries():
     assert r["entries"] == 300 and r["rest"] is True
     assert 300 <= r["payload_per_record"] <= 600 and 4 <= r["values_per_record"] <= 8
     assert r["estimate_per_entry"] > r["payload_per_record"]
+
+
+# ------------------------------------------------------------------ --records small|mixed|large
+
+def _datagrams(i: int, kind: str) -> int:
+    h = records.handle_of(i)
+    request = make_request(ResolutionRequest(h), request_id=7, now=0)
+    reply = encode(make_reply(request, ResolutionResponse(h, tuple(records.record_values(i, kind))), now=0))
+    packets = split_datagrams(reply)
+    assert all(len(p) <= 512 for p in packets)
+    return len(packets)
+
+
+def test_small_records_are_a_url_and_an_hs_admin_and_their_reply_is_one_datagram():
+    for i in range(0, 5000, 7):
+        url, admin = records.record_values(i, "small")
+        assert (url.index, url.type, url.data) == (1, "URL", records.record_columns(i)["URL"].encode())
+        prefix = records.handle_of(i).split("/", 1)[0]
+        assert (admin.index, admin.type) == (100, "HS_ADMIN")
+        assert admin.data == AdminRef(f"{prefix}/ADMIN", 300).encode()
+        assert AdminRef.decode(admin.data).permissions == ALL_ADMIN_PERMS
+        assert _datagrams(i, "small") == 1
+
+
+def test_large_records_are_todays_and_most_replies_take_two_datagrams():
+    assert all(records.record_values(i) == records.record_values(i, "large") for i in range(200))
+    counts = Counter(_datagrams(i, "large") for i in range(1000))
+    assert counts[2] > 900 and set(counts) <= {1, 2}
+
+
+def test_mixed_records_are_a_deterministic_70_30_mix():
+    small = [records.is_small(i, "mixed") for i in range(20_000)]
+    assert small == [records.is_small(i, "mixed") for i in range(20_000)]
+    assert 0.67 < sum(small) / len(small) < 0.73
+    for i in range(300):
+        kind = "small" if small[i] else "large"
+        assert records.record_values(i, "mixed") == records.record_values(i, kind)
+    with pytest.raises(ValueError):
+        records.is_small(0, "medium")
+
+
+def test_small_records_travel_through_import_jsonl_and_rest_bodies_with_their_hs_admin():
+    lines = [(n, line.decode()) for n, line in enumerate(records.jsonl_lines(40, "mixed"), 1)]
+    rows = list(parse_jsonl(lines))
+    assert [r.handle for r in rows] == [records.handle_of(i) for i in range(40)]
+    for i, row in enumerate(rows):
+        assert [(v.index, v.type, v.data) for v in row.values] == \
+            [(v.index, v.type, v.data) for v in records.record_values(i, "mixed")]
+    pairs = [(records.handle_of(i), records.record_values(i, "small")) for i in range(3)]
+    put = wire.rest_puts(pairs, "h", ("Authorization", "Basic x"))[0]
+    sent = values_from_json(orjson.loads(put.split(b"\r\n\r\n", 1)[1]))
+    assert [(v.index, v.type, v.data) for v in sent] == [(v.index, v.type, v.data) for v in pairs[0][1]]
+    large = wire.rest_puts([(records.handle_of(0), records.record_values(0))], "h", ("A", "b"))[0]
+    assert b'"format":"string"' in large and b'"format":"admin"' not in large
+
+
+def test_ceiling_replies_for_small_and_mixed_records_match_the_records():
+    small = wire.hs_record_replies("small", 20)
+    assert all(len(wire.hs_datagrams(r)) == 1 and decode(r).response_code == RC.SUCCESS for r in small)
+    mixed = [len(wire.hs_datagrams(r)) for r in wire.hs_record_replies("mixed")]
+    assert mixed == [_datagrams(i, "mixed") for i in range(100)]
+
+
+def test_runs_of_each_kind_of_records_write_files_of_their_own():
+    assert report.file_prefix("2026-01-01-000000", "large") == "2026-01-01-000000"
+    assert report.file_prefix("2026-01-01-000000", "small") == "2026-01-01-000000-small"
