@@ -177,30 +177,12 @@ class NodeKey:
         path = home / "node.key"
         if path.exists():
             return cls.load(path)
+        key = os.urandom(KEY_BYTES)
         try:
-            home.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".node.key.", dir=home)  # mode 0600
-        except OSError as exc:
-            raise NodeKeyError(f"cannot create node key in {home}: {exc.strerror}") from None
-        try:
-            key = os.urandom(KEY_BYTES)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(base64.b64encode(key) + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return cls.load(path)
-            _fsync_dir(home)
-            return cls(key)
+            written = write_key_file(home, "node.key", base64.b64encode(key) + b"\n")
         except OSError as exc:
             raise NodeKeyError(f"cannot create node key {path}: {exc.strerror}") from None
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        return cls(key) if written else cls.load(path)
 
     # -- sealing ------------------------------------------------------------
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
@@ -225,6 +207,36 @@ class NodeKey:
         except NodeKeyError:
             return False
         return True
+
+
+def write_key_file(home: Path, name: str, data: bytes, *, replace: bool = False) -> bool:
+    """Put ``data`` in ``home/name`` atomically, mode 0600: written aside and
+    synced, then hard-linked into place (or, with ``replace``, renamed over
+    the old file), and the directory synced. False when the file was already
+    there and ``replace`` is off, so two processes starting together keep
+    one key. OSError as it comes. The node key and the server key are both
+    written here."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=home)     # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if replace:
+            os.replace(tmp, home / name)
+        else:
+            try:
+                os.link(tmp, home / name)
+            except FileExistsError:
+                return False
+        _fsync_dir(home)
+        return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _fsync_dir(path: Path) -> None:

@@ -49,13 +49,19 @@ async def show_prefix(request: web.Request) -> web.Response:
     return respond(request, {"responseCode": 1, "handle": info.prefix, **_shape(info)})
 
 
+async def _object_body(request: web.Request, raw: str) -> dict:
+    """The request's body, which must be a JSON (or CBOR) object."""
+    body = await read_body(request, handle=raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, RC.ERROR, "body must be an object", raw)
+    return body
+
+
 async def create_prefix(request: web.Request) -> web.Response:
     node = request.app[NODE]
     raw = request.match_info["prefix"]
     caller = await identified(request, node, raw)
-    body = await read_body(request, handle=raw)
-    if not isinstance(body, dict):
-        raise ApiError(400, RC.ERROR, "body must be an object", raw)
+    body = await _object_body(request, raw)
     fields = {k: body.get(k, "") for k in ("owner", "creditCode", "contact", "password", "publicKey")}
     if not all(isinstance(v, str) for v in fields.values()):
         raise ApiError(400, RC.ERROR, "owner, creditCode, contact, password and publicKey must be strings", raw)
@@ -113,9 +119,7 @@ async def add_key(request: web.Request) -> web.Response:
     node = request.app[NODE]
     raw = request.match_info["prefix"]
     caller = await identified(request, node, raw)
-    body = await read_body(request, handle=raw)
-    if not isinstance(body, dict):
-        raise ApiError(400, RC.ERROR, "body must be an object", raw)
+    body = await _object_body(request, raw)
     pem, index = body.get("publicKey"), body.get("index")
     if not isinstance(pem, str) or not pem:
         raise ApiError(400, RC.INVALID_VALUE, "give the public key (PEM) as 'publicKey'", raw)

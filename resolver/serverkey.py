@@ -18,11 +18,12 @@ the home; the server key's public half is published to the world.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from registry.secrets import write_key_file
 
 SERVER_KEY_FILE = "server.key"
 KEY_BITS = 2048
@@ -43,37 +44,10 @@ def _pem(key: rsa.RSAPrivateKey) -> bytes:
 
 def _write(home: Path, key: rsa.RSAPrivateKey, *, replace: bool) -> bool:
     """Put ``key`` in place atomically; False if one was there and ``replace`` is off."""
-    path = home / SERVER_KEY_FILE
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".server.key.", dir=home)      # mode 0600
+        return write_key_file(home, SERVER_KEY_FILE, _pem(key), replace=replace)
     except OSError as exc:
-        raise ServerKeyError(f"cannot create the server key in {home}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_pem(key))
-            fh.flush()
-            os.fsync(fh.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)          # two processes starting together keep one key
-            except FileExistsError:
-                return False
-        dir_fd = os.open(home, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return True
-    except OSError as exc:
-        raise ServerKeyError(f"cannot write the server key {path}: {exc.strerror}") from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        raise ServerKeyError(f"cannot write the server key {home / SERVER_KEY_FILE}: {exc.strerror}") from None
 
 
 def load(home: str | os.PathLike) -> rsa.RSAPrivateKey:

@@ -141,6 +141,9 @@ class WorkBudget:
         self._clock = clock
         self._buckets: dict[str, list[float]] = {}      # prefix -> [units, time of the last refill]
 
+    def __len__(self) -> int:
+        return len(self._buckets)
+
     def spend(self, peer: str, cost: float) -> bool:
         """Whether ``peer``'s prefix may have ``cost`` units of work now (then taken)."""
         if self.rate <= 0:

@@ -14,7 +14,7 @@ from resolver.core.lockout import Lockout, source_of
 from resolver.core.permissions import needed_for_change
 from resolver.core.urls import is_web_url, redirect_target
 from resolver.core.visibility import readable, select
-from resolver.core.throttle import ANSWER, DROP, SLIP, ResponseRateLimit, source_prefix, udp_limit
+from resolver.core.throttle import ANSWER, DROP, SLIP, ResponseRateLimit, WorkBudget, source_prefix, udp_limit
 from resolver.settings import AuthSettings, HandleSettings
 from resolver.shared import STAMP_SLOTS, SharedState, slot_of
 
@@ -200,3 +200,17 @@ def test_udp_rate_limit_tracks_a_bounded_number_of_prefixes():
         limit.admit(f"10.{i // 256}.{i % 256}.1")
     assert len(limit) == 100 and max(sizes) == 100 and sizes[-1] == 100
     assert udp_limit(HandleSettings(udp_rate=0)) is None                   # 0: no limit at all
+
+
+def test_public_key_work_is_a_bounded_token_bucket_per_source_prefix():
+    clock = Clock()
+    budget = WorkBudget(HandleSettings(crypto_rate=2, crypto_burst=12, udp_rate_sources=100), clock)
+    assert budget.spend("192.0.2.1", 11) and not budget.spend("192.0.2.9", 2)     # one /24: 1 unit left
+    assert budget.spend("192.0.2.9", 1) and budget.spend("198.51.100.1", 11)      # another /24 has its own
+    clock.now += 1                                                                 # 2 units a second
+    assert budget.spend("192.0.2.1", 2) and not budget.spend("192.0.2.1", 1)
+    for i in range(1000):
+        budget.spend(f"10.{i // 256}.{i % 256}.1", 1)
+    assert len(budget) == 100                                                      # the oldest forgotten
+    assert WorkBudget(HandleSettings(crypto_rate=0), clock).spend("192.0.2.1", 10 ** 9)   # 0: no limit
+
