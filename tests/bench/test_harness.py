@@ -21,7 +21,7 @@ DEADLINE = 120.0          # a safety net against a hung run, not a timing
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("bench-results")
-    proc = subprocess.run([str(IDNODE), "bench", *SCENARIOS, "--quick", "--size", "300", "--duration", "0.3",
+    proc = subprocess.run([str(IDNODE), "bench", *SCENARIOS, "--quick", "--size", "300", "--duration", "1",
                            "--warmup", "0.1", "--output", str(out)],
                           capture_output=True, text=True, timeout=DEADLINE,
                           env={"PATH": str(Path(sys.executable).parent), "HOME": str(out)})
