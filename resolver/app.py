@@ -43,7 +43,7 @@ def instrument(node: Node, handler: Handler) -> Handler:
         if hot is not None:
             resp = hot(request)
             if resp is not None:
-                op.result(resp[RC_KEY]).inc()
+                op.count(resp[RC_KEY])
                 return resp
         start = time.perf_counter()
         try:

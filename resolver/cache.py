@@ -30,6 +30,7 @@ FOUND = 0
 NOT_FOUND = 1
 DISABLED = 2             # the identifier's prefix is disabled: not served
 
+_NEVER = float("inf")
 ENTRY_OVERHEAD = 500      # bytes of Python objects around an entry (measured: python -m bench.cachemem)
 
 
@@ -46,7 +47,7 @@ class Entry:
     """A registry answer (see the module docstring). ``memo`` is the front
     ends' dict of renderings, None until the first one."""
 
-    __slots__ = ("key", "handle", "record", "status", "expires", "stale_until", "size", "hits", "prefetching",
+    __slots__ = ("key", "handle", "record", "status", "expires", "stale_until", "refresh_at", "size", "hits",
                  "slot", "stamp", "memo")
 
     def __init__(self, key: str, record: HandleRecord | None, expires: float = 0.0, stale_until: float = 0.0,
@@ -60,10 +61,10 @@ class Entry:
             self.handle = record.handle
         self.expires = expires
         self.stale_until = stale_until
+        self.refresh_at = _NEVER          # when a popular entry is due for a refresh (set by the cache)
         self.slot = slot
         self.stamp = stamp
         self.hits = 0
-        self.prefetching = False
         self.memo: dict[Any, Any] | None = None
         self.size = 0                   # charged when the cache keeps it
 
@@ -73,15 +74,22 @@ class Entry:
 
 
 class Cache:
+    """``on_due(entry)`` is called when a lookup finds a popular entry (at least
+    ``prefetch_min_hits`` hits) within ``prefetch_seconds`` of expiring, once
+    per entry: the cache stage refreshes it before it expires."""
+
     def __init__(self, settings: CacheSettings, clock: Callable[[], float], stamps,
-                 on_evict: Callable[[], None] | None = None):
+                 on_evict: Callable[[], None] | None = None, on_due: Callable[[Entry], None] | None = None):
         self.settings = settings
         self._clock = clock
         self._stamps = stamps           # the shared stamp table (indexable by slot)
         self._found: OrderedDict[str, Entry] = OrderedDict()
         self._missing: OrderedDict[str, Entry] = OrderedDict()
         self._on_evict = on_evict
+        self._on_due = on_due
+        self._min_hits = settings.prefetch_min_hits
         self.bytes = 0
+        self.found_hits = self.missing_hits = 0     # plain ints, read and reset by the cache stage's collect()
 
     def __len__(self) -> int:
         return len(self._found) + len(self._missing)
@@ -95,10 +103,18 @@ class Cache:
             table = self._missing
             if entry is None:
                 return None
-        if entry.expires <= self._clock() or self._stamps[entry.slot] != entry.stamp:
+        now = self._clock()
+        if entry.expires <= now or self._stamps[entry.slot] != entry.stamp:
             return None
         table.move_to_end(key)
         entry.hits += 1
+        if table is self._found:
+            self.found_hits += 1
+        else:
+            self.missing_hits += 1
+        if now >= entry.refresh_at and entry.hits >= self._min_hits and self._on_due is not None:
+            entry.refresh_at = _NEVER
+            self._on_due(entry)
         return entry
 
     def stale(self, key: str) -> Entry | None:
@@ -117,6 +133,8 @@ class Cache:
         s = self.settings
         entry.expires = now + ttl
         entry.stale_until = now + ttl + s.stale_seconds
+        if entry.status == FOUND:
+            entry.refresh_at = entry.expires - s.prefetch_seconds
         self.invalidate(entry.key)
         entry.size += ENTRY_OVERHEAD + 2 * len(entry.key) + (entry.record.size if entry.record is not None else 0)
         if entry.status == FOUND:

@@ -1,8 +1,12 @@
 """Prometheus metrics on a registry of the node's own (never the global one).
 
 Labelled children are created once here; handlers hold the children, so the
-request path never calls ``.labels()``. Sizes (registry, cache) are read at
-scrape time by :meth:`Metrics.render`. Each resolution stage registers its
+request path never calls ``.labels()``. The commonest counts (answers from
+the cache) are kept as plain integers, :class:`Tally`, and added to their
+counters by :meth:`Metrics.flush`: at every scrape, and once a second in
+every worker (``serve --workers N`` keeps counters in shared files, whose
+every increment takes a lock and writes a page). Sizes (registry, cache) are
+read at scrape time by :meth:`Metrics.render`. Each resolution stage registers its
 own metrics on :attr:`Metrics.registry` (see its README).
 """
 
@@ -15,14 +19,31 @@ from protocol.codes import RC
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+class Tally:
+    """Increments of one counter child kept as a plain int (``tally.n += 1``)
+    until :meth:`flush` adds them to the child."""
+    __slots__ = ("n", "_child")
+
+    def __init__(self, child) -> None:
+        self.n = 0
+        self._child = child
+
+    def flush(self) -> None:
+        n = self.n
+        if n:
+            self.n = 0
+            self._child.inc(n)
+
+
 class RequestMetrics:
     """Children of the request counter and histogram for one protocol+operation."""
-    __slots__ = ("_counter", "_labels", "_results", "duration")
+    __slots__ = ("_counter", "_labels", "_results", "_tallies", "duration")
 
     def __init__(self, counter: Counter, histogram: Histogram, protocol: str, operation: str):
         self._counter = counter
         self._labels = (protocol, operation)
         self._results: dict[int, object] = {}
+        self._tallies: dict[int, Tally] = {}
         self.duration = histogram.labels(protocol, operation)
         for rc in (RC.SUCCESS, RC.HANDLE_NOT_FOUND, RC.INVALID_HANDLE, RC.ERROR):
             self.result(rc)
@@ -40,6 +61,17 @@ class RequestMetrics:
     def observe(self, code: int, seconds: float) -> None:
         self.result(code).inc()
         self.duration.observe(seconds)
+
+    def count(self, code: int) -> None:
+        """One answer with ``code``, untimed (the hot paths): a plain int until flushed."""
+        tally = self._tallies.get(code)
+        if tally is None:
+            tally = self._tallies[code] = Tally(self.result(code))
+        tally.n += 1
+
+    def flush(self) -> None:
+        for tally in self._tallies.values():
+            tally.flush()
 
 
 class Metrics:
@@ -86,12 +118,19 @@ class Metrics:
             child = self._auth_children[protocol] = self.auth_failures.labels(protocol)
         child.inc()
 
-    def render(self, identifiers: int, prefixes: int, collect=None) -> bytes:
-        """The exposition; ``collect()`` sets the scrape-time gauges of the stages."""
-        self.identifiers.set(identifiers)
-        self.prefixes.set(prefixes)
+    def flush(self, collect=None) -> None:
+        """Add the tallies to their counters; ``collect()`` brings the stages'
+        scrape-time figures (sizes, and counts they keep as plain ints)."""
         if collect is not None:
             collect()
+        for op in self._ops.values():
+            op.flush()
+
+    def render(self, identifiers: int, prefixes: int, collect=None) -> bytes:
+        """The exposition, flushed first (:meth:`flush`)."""
+        self.identifiers.set(identifiers)
+        self.prefixes.set(prefixes)
+        self.flush(collect)
         if self._multiprocess_dir:
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined, path=self._multiprocess_dir)

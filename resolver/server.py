@@ -88,6 +88,8 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
                     udp_limit=udp_limit(settings.handle, on_size=metrics.udp_rate_sources.set),
                     work=WorkBudget(settings.handle))
         node = Node(settings, core, metrics, pipeline)
+        flusher = asyncio.create_task(_flush_metrics(metrics, pipeline), name="idnode-metrics-flush")
+        stack.push_async_callback(_stop_flushing, flusher, metrics, pipeline)
         auth_dir = AuthDir(Path(shared_path).parent / "auth") if shared_path else AuthDir.private()
         stack.callback(auth_dir.close)
         hs = HandleService(settings, core, metrics, clock=clock, server_key=serverkey.load_or_create(settings.home),
@@ -112,6 +114,24 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         hs.advertise(site_info(settings, tcp_port=listeners.port, udp_port=listeners.port, http_port=port,
                                public_key=hs.server_public_key).encode())
         yield Running(node, store, port, listeners.port, hs)
+
+
+METRICS_FLUSH_SECONDS = 1.0
+
+
+async def _flush_metrics(metrics: Metrics, pipeline) -> None:
+    """Counts kept as plain ints reach the counters at least once a second, so
+    a scrape answered by another worker sees them (:meth:`Metrics.flush`)."""
+    while True:
+        await asyncio.sleep(METRICS_FLUSH_SECONDS)
+        metrics.flush(pipeline.collect)
+
+
+async def _stop_flushing(task: asyncio.Task, metrics: Metrics, pipeline) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    metrics.flush(pipeline.collect)
 
 
 async def _serve_forever(settings: Settings, **options) -> None:

@@ -193,7 +193,7 @@ class HandleService:
         if entry is None:
             return self._plain_miss(req, transport)
         code, reply = self._plain_reply(req, entry, transport, now)
-        self._resolution[transport].result(code).inc()
+        self._resolution[transport].count(code)
         return reply
 
     def _plain_reply(self, req: PlainResolution, entry: Entry, transport: str,

@@ -126,6 +126,7 @@ async def test_negative_caching_and_its_own_ttl(stores):
     await there.put_handle(h.text, url("https://x/"), mode="create", actor="t")
     clock.now += 9
     assert p.cached(h.key).record is None
+    p.stage.collect()                                 # hits are plain ints until collected (scrape time)
     assert p.metrics.negative_hits._value.get() == 1
     clock.now += 2
     assert (await p.resolve(h)).record is not None

@@ -58,8 +58,8 @@ class CacheStage:
         self._poll_interval = poll_interval
         self._clock = clock
         self._wall = wall
-        self.cache = Cache(settings, clock, shared.stamps, on_evict=self.metrics.evictions.inc) \
-            if settings.enabled else None
+        self.cache = Cache(settings, clock, shared.stamps, on_evict=self.metrics.evictions.inc,
+                           on_due=self._prefetch) if settings.enabled else None
         self._inflight: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._watcher: asyncio.Task | None = None
@@ -79,29 +79,30 @@ class CacheStage:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def collect(self) -> None:
-        """Set the size gauges (called at scrape time)."""
-        self.metrics.entries.set(len(self.cache) if self.cache is not None else 0)
-        self.metrics.bytes.set(self.cache.bytes if self.cache is not None else 0)
+        """Set the size gauges and count the hits the cache keeps as plain ints
+        (called at scrape time, and once a second: see
+        :meth:`resolver.metrics.Metrics.flush`)."""
+        cache = self.cache
+        self.metrics.entries.set(len(cache) if cache is not None else 0)
+        self.metrics.bytes.set(cache.bytes if cache is not None else 0)
+        if cache is None:
+            return
+        hits, negative = cache.found_hits, cache.missing_hits
+        cache.found_hits = cache.missing_hits = 0
+        if hits:
+            self.metrics.hits.inc(hits)
+        if negative:
+            self.metrics.negative_hits.inc(negative)
 
     # -- the hot path -------------------------------------------------------------------
     def peek(self, key: str) -> Entry | None:
         """A fresh cached answer for an identifier key (``handle_key``), or None. Never awaits."""
         cache = self.cache
-        if cache is None:
-            return None
-        entry = cache.lookup(key)
-        if entry is None:
-            return None
-        if entry.status != FOUND:
-            self.metrics.negative_hits.inc()
-        else:
-            self.metrics.hits.inc()
-            s = self.settings
-            if (not entry.prefetching and entry.hits >= s.prefetch_min_hits
-                    and entry.expires - self._clock() < s.prefetch_seconds):
-                entry.prefetching = True
-                self._spawn(self._refresh(entry))
-        return entry
+        return cache.lookup(key) if cache is not None else None
+
+    def _prefetch(self, entry: Entry) -> None:
+        """A popular entry about to expire (the cache says when): refreshed in the background."""
+        self._spawn(self._refresh(entry))
 
     async def resolve(self, query: Query) -> Entry:
         """The cached answer, or the next stages'."""
