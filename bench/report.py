@@ -174,6 +174,13 @@ def attach_ceiling(entry: dict, ceiling: dict) -> None:
     mine = entry.get("throughput_rps") or entry.get("closed_loop_max_rps")
     theirs = ceiling.get("throughput_rps")
     entry["ratio"] = float(f"{mine / theirs:.4g}") if mine and theirs else None
+    # Per core: requests per CPU-second of the node against the ceiling's. The
+    # same as the ratio when both are 100% busy; the honest figure when the
+    # generator, not the ceiling server, set the ceiling's throughput.
+    mine_busy = (entry.get("node") or {}).get("busy")
+    theirs_busy = entry["ceiling"]["server_busy"]
+    entry["cpu_ratio"] = (float(f"{(mine / mine_busy) / (theirs / theirs_busy):.4g}")
+                          if mine and theirs and mine_busy and theirs_busy else None)
 
 
 # ------------------------------------------------------------------ flags and text
@@ -209,7 +216,8 @@ def flags(entry: dict) -> list[str]:
             out.append(f"at {p['fraction']:.0%}: {p['errors']} errors")
     ceiling = entry.get("ceiling") or {}
     if ceiling.get("server_busy") is not None and ceiling["server_busy"] < BUSY_FLOOR and "ratio" in entry:
-        out.append(f"its ceiling was {ceiling['server_busy']:.0%} busy: the ratio is flattered")
+        out.append(f"its ceiling was {ceiling['server_busy']:.0%} busy: the ratio is flattered; read the ratio "
+                   "per core")
     return out
 
 

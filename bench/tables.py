@@ -14,8 +14,8 @@ def _table(head: list[str], rows: list[list]) -> list[str]:
     return [_row(head), _row(["---"] * len(head)), *(_row(r) for r in rows)]
 
 
-def _ratio(entry: dict) -> str:
-    ratio = entry.get("ratio")
+def _ratio(entry: dict, key: str = "ratio") -> str:
+    ratio = entry.get(key)
     return f"{ratio:.2f}" if ratio is not None else "-"
 
 
@@ -36,6 +36,7 @@ def _main_rows(results: dict) -> list[list]:
             rate += f" ({fmt_rate(e['items_per_second'])} ids)"
         per_1k = node.get("cpu_s_per_1k")
         rows.append([name, e.get("cache", ""), rate, fmt_rate(ceiling.get("throughput_rps")), _ratio(e),
+                     _ratio(e, "cpu_ratio"),
                      fmt_us(lat.get("p50_us")), fmt_us(lat.get("p90_us")), fmt_us(lat.get("p99_us")),
                      fmt_us(lat.get("p99.9_us")), f"{per_1k:.3f}" if per_1k is not None else "-",
                      f"{node['busy']:.0%}" if node.get("busy") is not None else "-",
@@ -107,7 +108,7 @@ def markdown(results: dict, ceilings: list[dict], context: dict, notes: list[str
              f"- REST generator: {_rest_generator(context['wrk'])}"]
     lines += [f"- note: {n}" for n in notes]
     lines += ["", "## Maximum throughput (closed loop) and writes", ""]
-    lines += _table(["scenario", "cache", "throughput", "ceiling", "ratio", "p50", "p90", "p99", "p99.9",
+    lines += _table(["scenario", "cache", "throughput", "ceiling", "ratio", "per core", "p50", "p90", "p99", "p99.9",
                      "node CPU s/1k req", "node busy", "RSS MB", "errors", "flags"], _main_rows(results))
     open_rows = _open_rows(results, ceilings)
     if open_rows:

@@ -69,6 +69,8 @@ def test_a_closed_loop_result_has_every_figure_and_its_ceiling(run, name):
     assert ceiling["kind"] == ("udp" if name.startswith("hs-udp") else "tcp" if name.startswith("hs-tcp") else "http")
     assert ceiling["throughput_rps"] > 0
     assert e["ratio"] == pytest.approx(e["throughput_rps"] / ceiling["throughput_rps"], rel=1e-2)
+    per_core = (e["throughput_rps"] / node["busy"]) / (ceiling["throughput_rps"] / ceiling["server_busy"])
+    assert e["cpu_ratio"] == pytest.approx(per_core, rel=1e-2)          # requests per CPU-second, against the ceiling's
     assert isinstance(e["flags"], list)
 
 
