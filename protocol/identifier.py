@@ -83,8 +83,9 @@ def parse_handle(raw: str | bytes) -> Handle:
             raise InvalidHandle("identifier is not valid UTF-8") from None
     if not isinstance(raw, str):
         raise InvalidHandle("identifier must be text")
-    text = unicodedata.normalize("NFC", raw)
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_HANDLE_BYTES:
+    ascii = raw.isascii()          # the common case: already NFC, one byte per character, no surrogates
+    text = raw if ascii else unicodedata.normalize("NFC", raw)
+    if (len(text) if ascii else len(text.encode("utf-8", "surrogatepass"))) > MAX_HANDLE_BYTES:
         raise InvalidHandle("identifier longer than 255 bytes")
     prefix, sep, suffix = text.partition("/")
     if not sep:
@@ -93,10 +94,11 @@ def parse_handle(raw: str | bytes) -> Handle:
         raise InvalidHandle(f"identifier has an empty suffix: {text!r}")
     if _has_control(text):
         raise InvalidHandle("identifier contains control characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidHandle("identifier is not valid Unicode") from None
-    if not prefix or any(seg == "" for seg in prefix.split(".")) or " " in prefix:
+    if not ascii:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidHandle("identifier is not valid Unicode") from None
+    if not prefix or "" in prefix.split(".") or " " in prefix:
         raise InvalidHandle(f"invalid prefix in identifier: {text!r}")
     return Handle(prefix, suffix)

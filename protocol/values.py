@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import IntFlag
+from typing import Iterable
 
 DEFAULT_TTL = 86400
 MAX_INDEX = 0xFFFFFFFF
@@ -21,6 +22,7 @@ class Perm(IntFlag):
 
 
 DEFAULT_PERMS = Perm.ADMIN_READ | Perm.ADMIN_WRITE | Perm.PUBLIC_READ
+_PUBLIC_READ = int(Perm.PUBLIC_READ)
 ADMIN_ONLY_PERMS = Perm.ADMIN_READ | Perm.ADMIN_WRITE
 
 # The type whose data is a secret (and its subtypes, in any ASCII case):
@@ -35,6 +37,12 @@ def is_secret_type(value_type: str) -> bool:
     of the rule, for sealing at rest and for what is never returned."""
     upper = value_type.upper()
     return upper == SECRET_TYPE or upper.startswith(_SECRET_SUBTYPE)
+
+
+def public_values(values: "Iterable[HandleValue]") -> "tuple[HandleValue, ...]":
+    """The values anyone may read: public-read and not secret. The one copy of
+    the rule, for the operations layer's views and the registry's reply-ready form."""
+    return tuple(v for v in values if v.permissions & _PUBLIC_READ and not is_secret_type(v.type))
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,20 +26,24 @@ from .model import AdminIdentity, AuditEntry, PrefixInfo
 @dataclass(frozen=True, slots=True)
 class Row:
     """One stored identifier: its key, the text as registered, its prefix's
-    key, and every value in one encoded blob (``registry.codec``)."""
+    key, every value in one encoded blob, and its public values ready for a
+    reply (``registry.codec``; a backend stores both as given)."""
     key: str
     handle: str
     prefix_key: str
     blob: bytes
+    ready: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReadRow:
     """An identifier as a read returns it, with its prefix's state (None
-    when no prefix row governs it, as under ``0.NA``)."""
+    when no prefix row governs it, as under ``0.NA``) and its reply-ready
+    public values (None for a row written before the store kept them)."""
     handle: str
     blob: bytes
     prefix_state: str | None
+    ready: bytes | None = None
 
 
 class Tx(abc.ABC):
@@ -104,8 +108,17 @@ class Backend(abc.ABC):
         """``fn(tx, *args)`` atomically; its result."""
 
     # -- reads ------------------------------------------------------------------
+    #: Whether :meth:`read_now` answers on the caller's thread (an embedded
+    #: store's point read, which never waits on the network): the node then
+    #: answers a cache miss without a task of its own.
+    reads_inline: bool = False
+
     @abc.abstractmethod
     async def read(self, key: str) -> ReadRow | None: ...
+
+    def read_now(self, key: str) -> ReadRow | None:
+        """:meth:`read` without awaiting, for a backend that ``reads_inline``."""
+        raise NotImplementedError(f"{type(self).__name__} does not read inline")
 
     @abc.abstractmethod
     async def read_many(self, keys: Collection[str]) -> dict[str, ReadRow]: ...

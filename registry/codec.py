@@ -12,7 +12,9 @@ from typing import Any, Iterable
 
 import cbor2
 
-from protocol.values import HandleValue, Reference
+from protocol.handle.valuecodec import write_values
+from protocol.values import HandleValue, Reference, public_values
+from protocol.wire import Writer
 
 from .errors import RegistryError
 
@@ -30,6 +32,17 @@ def encode_values(values: Iterable[HandleValue], now: int = 0) -> bytes:
             item.append([[r.handle, r.index] for r in v.references])
         out.append(item)
     return cbor2.dumps(out)
+
+
+def ready_values(values: Iterable[HandleValue], now: int = 0) -> bytes:
+    """The values anyone may read (:func:`protocol.values.public_values`),
+    stamped as :func:`encode_values` stamps them, in the Handle wire form a
+    resolution reply carries (count, then each value): kept beside the stored
+    form by every backend, so a cold read splices bytes instead of decoding
+    and encoding again. Not digested: it follows from the stored form."""
+    w = Writer()
+    write_values(w, public_values(values), now)
+    return w.getvalue()
 
 
 def decode_values(blob: bytes) -> tuple[HandleValue, ...]:

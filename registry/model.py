@@ -25,7 +25,7 @@ class HandleRecord:
     once the front ends have rendered it, so a cached entry holds the compact
     form and the renderings, not decoded values."""
 
-    __slots__ = ("handle", "_values", "_blob", "_keep", "prefix_disabled")
+    __slots__ = ("handle", "_values", "_blob", "_keep", "prefix_disabled", "ready")
 
     def __init__(self, handle: str, values: tuple[HandleValue, ...] = (), prefix_disabled: bool = False):
         self.handle = handle
@@ -33,11 +33,13 @@ class HandleRecord:
         self._blob: bytes | None = None
         self._keep = True
         self.prefix_disabled = prefix_disabled
+        self.ready: bytes | None = None          # public values ready for a reply (registry.codec.ready_values)
 
     @classmethod
-    def stored(cls, handle: str, blob: bytes, prefix_disabled: bool = False) -> "HandleRecord":
+    def stored(cls, handle: str, blob: bytes, prefix_disabled: bool = False,
+               ready: bytes | None = None) -> "HandleRecord":
         record = cls(handle, (), prefix_disabled)
-        record._values, record._blob = None, blob
+        record._values, record._blob, record.ready = None, blob, ready
         return record
 
     @property
@@ -54,13 +56,15 @@ class HandleRecord:
         if self._blob is None or not self._keep:
             return 0
         before = self.size
-        self._keep, self._values = False, None
+        self._keep, self._values, self.ready = False, None, None
         return before - self.size
 
     @property
     def size(self) -> int:
         """Roughly the bytes it holds."""
         n = len(self.handle) + 120 + (len(self._blob) if self._blob is not None else 0)
+        if self.ready is not None:
+            n += len(self.ready) + 33
         if self._values is not None:
             n += sum(250 + len(v.type) + len(v.data) for v in self._values)
         return n

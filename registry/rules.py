@@ -32,7 +32,7 @@ from protocol.identifier import Handle, handle_key
 from protocol.values import HandleValue, is_secret_type
 
 from .backend import Backend, ReadRow, Row, Tx
-from .codec import decode_values, digest, encode_values, record_digest, secret_aad
+from .codec import decode_values, digest, encode_values, ready_values, record_digest, secret_aad
 from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidValue, NodeKeyError, NotInitialised,
                      PrefixDisabled, PrefixExists, PrefixNotFound, RecordChanged, RegistryError, ValueExists)
 from .model import (ABSENT, DISABLED, ENABLED, AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page,
@@ -96,6 +96,13 @@ class _Work:
 
     def changes(self) -> Changes:
         return Changes(tuple(self.handles), tuple(self.prefixes))
+
+
+def _resolved(row: ReadRow | None) -> HandleRecord | None:
+    """A row read for resolution: its values stay in their stored form until used."""
+    if row is None:
+        return None
+    return HandleRecord.stored(row.handle, row.blob, row.prefix_state == DISABLED, row.ready)
 
 
 class Registry(Store):
@@ -174,9 +181,10 @@ class Registry(Store):
     def _store(self, w: _Work, h: Handle, old: Row | None, values: Iterable[HandleValue], op: str, *,
                sync_admins: bool = True) -> HandleRecord:
         tx = w.tx
-        blob = encode_values(self._seal(h.key, values), int(tx.now))
+        sealed = self._seal(h.key, values)
+        blob = encode_values(sealed, int(tx.now))
         text = old.handle if old else h.text
-        tx.put_rows([Row(h.key, text, h.prefix_key, blob)])
+        tx.put_rows([Row(h.key, text, h.prefix_key, blob, ready_values(sealed, int(tx.now)))])
         w.log(op, text, digest(old.blob) if old else "", digest(blob))
         w.handles.append(text)
         if old is None:
@@ -320,11 +328,15 @@ class Registry(Store):
         return await self.backend.count_prefixes()
 
     # -- identifiers ---------------------------------------------------------------------
+    @property
+    def reads_inline(self) -> bool:               # type: ignore[override]
+        return self.backend.reads_inline
+
     async def get_handle(self, handle: "str | Handle") -> HandleRecord | None:
-        row = await self.backend.read(_handle(handle).key)
-        if row is None:
-            return None
-        return HandleRecord.stored(row.handle, row.blob, row.prefix_state == DISABLED)
+        return _resolved(await self.backend.read(_handle(handle).key))
+
+    def get_handle_now(self, handle: Handle) -> HandleRecord | None:
+        return _resolved(self.backend.read_now(handle.key))
 
     async def get_versioned(self, handle: "str | Handle") -> Versioned:
         row = await self.backend.read(_handle(handle).key)
@@ -438,7 +450,7 @@ class Registry(Store):
                 w.log("handle.create", text, "", digest(blob))
             else:
                 w.log("handle.replace", text, digest(old.blob), digest(blob))
-            row = Row(h.key, text, h.prefix_key, blob)
+            row = Row(h.key, text, h.prefix_key, blob, ready_values(values, stamp))
             rows.append(row)
             current[h.key] = row
             w.handles.append(text)

@@ -2,9 +2,10 @@
 are in :mod:`registry.rules`).
 
 One row per identifier: the ASCII-lowercased key (the b-tree key of a
-WITHOUT ROWID table), the identifier as registered, its prefix key, and
-every value in one blob, so a resolution is one primary-key lookup (joined
-with its prefix's state) and a bulk import is one ``executemany``.
+WITHOUT ROWID table), the identifier as registered, its prefix key,
+every value in one blob, and its public values ready for a reply, so a
+resolution is one primary-key lookup (joined with its prefix's state) and a
+bulk import is one ``executemany``.
 
 Reads run inline on the caller's thread over one read-only connection; writes
 run on one writer thread with its own connection, so the event loop never
@@ -39,11 +40,11 @@ __all__ = ["SQLiteBackend", "SCHEMA_VERSION", "migrate"]
 _CHUNK = 500             # keys per "IN (...)" query
 FEED_BATCH = 10_000      # audit rows read per look; a reader further behind starts over
 
-_UPSERT = ("INSERT INTO handles (key, handle, prefix_key, vals, updated) VALUES (?, ?, ?, ?, ?) "
-           "ON CONFLICT (key) DO UPDATE SET vals = excluded.vals, updated = excluded.updated")
+_UPSERT = ("INSERT INTO handles (key, handle, prefix_key, vals, ready, updated) VALUES (?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (key) DO UPDATE SET vals = excluded.vals, ready = excluded.ready, updated = excluded.updated")
 _AUDIT = ("INSERT INTO audit (at, actor, operation, handle, before_digest, after_digest) "
           "VALUES (?, ?, ?, ?, ?, ?)")
-_READ = ("SELECT h.handle, h.vals, p.state FROM handles h LEFT JOIN prefixes p ON p.key = h.prefix_key "
+_READ = ("SELECT h.handle, h.vals, p.state, h.ready FROM handles h LEFT JOIN prefixes p ON p.key = h.prefix_key "
          "WHERE h.key = ?")
 _PREFIX_COLS = "prefix, owner, credit_code, contact, state, created"
 
@@ -70,7 +71,7 @@ class _SQLiteTx(Tx):
 
     def put_rows(self, rows: Sequence[Row]) -> None:
         now = self.now
-        self._conn.executemany(_UPSERT, [(r.key, r.handle, r.prefix_key, r.blob, now) for r in rows])
+        self._conn.executemany(_UPSERT, [(r.key, r.handle, r.prefix_key, r.blob, r.ready, now) for r in rows])
 
     def delete_row(self, key: str) -> None:
         self._conn.execute("DELETE FROM handles WHERE key = ?", (key,))      # admins cascade
@@ -236,19 +237,24 @@ class SQLiteBackend(Backend):
             except sqlite3.Error as exc:
                 raise db_error(exc) from None
 
-    async def read(self, key: str) -> ReadRow | None:
+    reads_inline = True
+
+    def read_now(self, key: str) -> ReadRow | None:
         rows = self._read(_READ, (key,))
         return ReadRow(*rows[0]) if rows else None
+
+    async def read(self, key: str) -> ReadRow | None:
+        return self.read_now(key)
 
     async def read_many(self, keys: Collection[str]) -> dict[str, ReadRow]:
         keys = list(keys)
         out: dict[str, ReadRow] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
-            for k, h, b, s in self._read(
-                    "SELECT h.key, h.handle, h.vals, p.state FROM handles h LEFT JOIN prefixes p "
+            for k, h, b, s, r in self._read(
+                    "SELECT h.key, h.handle, h.vals, p.state, h.ready FROM handles h LEFT JOIN prefixes p "
                     f"ON p.key = h.prefix_key WHERE h.key IN ({','.join('?' * len(chunk))})", chunk):
-                out[k] = ReadRow(h, b, s)
+                out[k] = ReadRow(h, b, s, r)
         return out
 
     async def read_prefix(self, key: str) -> PrefixInfo | None:

@@ -11,7 +11,7 @@ import sqlite3
 
 from .errors import RegistryError, StoreUnavailable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -35,6 +35,12 @@ MIGRATIONS: dict[int, str] = {
         operation TEXT NOT NULL, handle TEXT NOT NULL,
         before_digest TEXT NOT NULL, after_digest TEXT NOT NULL);
     INSERT INTO meta (name, value) VALUES ('handle_count', 0);
+    """,
+    # Each identifier's public values ready for a reply (registry.codec.ready_values).
+    # Rows written before stay NULL until their next write, and are answered
+    # from their stored values meanwhile.
+    2: """
+    ALTER TABLE handles ADD COLUMN ready BLOB;
     """,
 }
 

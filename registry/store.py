@@ -81,10 +81,17 @@ class NodeStore(abc.ABC):
 
 
 class HandleStore(abc.ABC):
+    #: Whether :meth:`get_handle_now` works: the backend reads on the caller's thread.
+    reads_inline: bool = False
+
     @abc.abstractmethod
     async def get_handle(self, handle: "str | Handle") -> HandleRecord | None:
         """Look up by identifier (text, or an already parsed Handle), compared
         ASCII case-insensitively."""
+
+    def get_handle_now(self, handle: Handle) -> HandleRecord | None:
+        """:meth:`get_handle` without awaiting, when ``reads_inline``."""
+        raise NotImplementedError(f"{type(self).__name__} does not read inline")
 
     @abc.abstractmethod
     async def get_versioned(self, handle: "str | Handle") -> Versioned:

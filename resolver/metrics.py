@@ -59,7 +59,7 @@ class RequestMetrics:
         return child
 
     def observe(self, code: int, seconds: float) -> None:
-        self.result(code).inc()
+        self.count(code)
         self.duration.observe(seconds)
 
     def count(self, code: int) -> None:

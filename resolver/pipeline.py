@@ -3,12 +3,17 @@
 Today ``cache -> registry``; an upstream stage (referral and recursion to
 other nodes) goes after the registry. Each stage is a package under
 ``resolver/stages/`` with its settings, its metrics and a README, and has
-``resolve(query)`` calling ``self.next(query)`` for what it cannot answer.
+``resolve(query)`` calling ``self.next(query)`` for what it cannot answer. A
+stage that can answer without awaiting (the registry stage on a store that
+reads inline, the embedded one) also has ``resolve_now(query)``, and the
+stage before it gets it as ``self.next_now``.
 
 Front ends ask once per request: :meth:`Pipeline.lookup` returns the entry
 at once when the cache holds it (a hit never awaits and builds nothing) and
 an awaitable otherwise; :meth:`Pipeline.cached` is the synchronous half
-alone, for the fast paths.
+alone, for the fast paths. When every stage after the cache answers without
+awaiting (``reads_inline``), :meth:`Pipeline.lookup_now` answers a miss too,
+without a task or a future: the plain tiers' cold reads.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Pipeline:
         self.stages = stages
         for stage, following in zip(stages, stages[1:]):
             stage.next = following.resolve
+            stage.next_now = getattr(following, "resolve_now", None)
         self.resolve: Callable[[Query], Awaitable[Entry]] = stages[0].resolve
         self.cache_stage = next((s for s in stages if isinstance(s, CacheStage)), None)
         if self.cache_stage is stages[0]:
@@ -43,11 +49,21 @@ class Pipeline:
             self.cached = lambda key: None
             self._after_peek = self.resolve
         self.cache = self.cache_stage.cache if self.cache_stage is not None else None
+        if self.cache_stage is stages[0]:
+            self._after_peek_now = self.cache_stage.miss_now if self.cache_stage.next_now is not None else None
+        else:
+            self._after_peek_now = getattr(stages[0], "resolve_now", None)
+        self.reads_inline = self._after_peek_now is not None
 
     def lookup(self, query: Query) -> "Entry | Awaitable[Entry]":
         """The entry for ``query``: itself when cached, else an awaitable of it."""
         entry = self.cached(query.handle.key)
         return entry if entry is not None else self._after_peek(query)
+
+    def lookup_now(self, query: Query) -> Entry:
+        """The entry for ``query`` without awaiting; only when ``reads_inline``."""
+        entry = self.cached(query.handle.key)
+        return entry if entry is not None else self._after_peek_now(query)
 
     async def start(self) -> None:
         for stage in self.stages:

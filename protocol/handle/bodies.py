@@ -96,6 +96,12 @@ class ResolutionResponse(_Body):
         w.string(self.handle)
         write_values(w, self.values)
 
+    @staticmethod
+    def splice(handle: str, encoded_values: bytes) -> bytes:
+        """The body of ``ResolutionResponse(handle, values)`` from the values
+        already encoded (count + values, as :func:`write_values` writes them)."""
+        return Writer().string(handle).raw(encoded_values).getvalue()
+
     @classmethod
     def _read(cls, r: Reader, limits: Limits) -> "ResolutionResponse":
         return cls(read_handle(r, limits), read_values(r, limits))

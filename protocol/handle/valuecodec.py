@@ -31,8 +31,10 @@ def read_handle(r: Reader, limits: Limits) -> str:
         raise HandleProtocolError("handle is not valid UTF-8") from None
 
 
-def write_value(w: Writer, v: HandleValue) -> None:
-    if not (0 <= v.index <= _U32 and 0 <= v.timestamp <= _U32 and 0 <= v.ttl <= _U32
+def write_value(w: Writer, v: HandleValue, stamp: int = 0) -> None:
+    """``stamp``: the timestamp written for a value that has none (0)."""
+    timestamp = v.timestamp or stamp
+    if not (0 <= v.index <= _U32 and 0 <= timestamp <= _U32 and 0 <= v.ttl <= _U32
             and 0 <= v.permissions <= 0xFF):
         raise ValueError(f"cannot encode value {v.index}: a field does not fit its wire size")
     try:
@@ -40,7 +42,7 @@ def write_value(w: Writer, v: HandleValue) -> None:
     except UnicodeEncodeError:
         raise ValueError(f"cannot encode value {v.index}: its type is not UTF-8") from None
     # One pack for the fixed fields (this runs for every value of every cold answer).
-    w.raw(_FIXED.pack(v.index, v.timestamp, 1 if v.ttl_absolute else 0, v.ttl, v.permissions, len(vtype)))
+    w.raw(_FIXED.pack(v.index, timestamp, 1 if v.ttl_absolute else 0, v.ttl, v.permissions, len(vtype)))
     w.raw(vtype).blob(v.data).u32(len(v.references))
     for ref in v.references:
         if not 0 <= ref.index <= _U32:
@@ -60,11 +62,11 @@ def read_value(r: Reader, limits: Limits = DEFAULT_LIMITS) -> HandleValue:
                        timestamp=timestamp, permissions=perms, references=refs)
 
 
-def write_values(w: Writer, values: "tuple[HandleValue, ...] | list[HandleValue]") -> None:
-    """u32 count, then each value."""
+def write_values(w: Writer, values: "tuple[HandleValue, ...] | list[HandleValue]", stamp: int = 0) -> None:
+    """u32 count, then each value (``stamp``: see :func:`write_value`)."""
     w.u32(len(values))
     for v in values:
-        write_value(w, v)
+        write_value(w, v, stamp)
 
 
 def read_values(r: Reader, limits: Limits = DEFAULT_LIMITS) -> tuple[HandleValue, ...]:

@@ -18,6 +18,7 @@ from .errors import Refused, refused
 from .visibility import needs_admin, readable, select
 
 NOT_FOUND = "handle not found"
+_NO_VALUES = bytes(4)            # an encoded value list of none: public_view answers VALUES_NOT_FOUND
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,17 @@ def public_view(entry: Entry, asked: str) -> View:
     return View(RC.SUCCESS, entry.handle, values)
 
 
+def public_ready(entry: Entry) -> bytes | None:
+    """The values of :func:`public_view` as the registry keeps them ready for a
+    Handle reply (``registry.codec.ready_values``, made with the same rule),
+    when the identifier is served, the registry has them and there is at least
+    one; else None, and a front end renders :func:`public_view`."""
+    if entry.status != FOUND:
+        return None
+    ready = entry.record.ready
+    return ready if ready is not None and ready != _NO_VALUES else None
+
+
 class Reads:
     """Mixed into :class:`resolver.core.Core`."""
 
@@ -85,6 +97,13 @@ class Reads:
             return found
         try:
             return await found
+        except RegistryError as exc:
+            raise refused(exc) from None
+
+    def entry_now(self, query: Query) -> Entry:
+        """:meth:`entry` without awaiting; only when the pipeline ``reads_inline``."""
+        try:
+            return self.pipeline.lookup_now(query)
         except RegistryError as exc:
             raise refused(exc) from None
 

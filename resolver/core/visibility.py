@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from protocol.values import HandleValue, Perm
+from protocol.values import HandleValue, Perm, public_values
 from protocol.valuetypes import has_type
 
 _PUBLIC = int(Perm.PUBLIC_READ)
@@ -23,8 +23,9 @@ _ADMIN = int(Perm.ADMIN_READ)
 
 def readable(values: Iterable[HandleValue], *, admin: bool = False) -> tuple[HandleValue, ...]:
     """The values a reader may see (an ``admin`` may read admin-read ones too)."""
-    return tuple(v for v in values if not v.is_secret
-                 and (v.permissions & _PUBLIC or (admin and v.permissions & _ADMIN)))
+    if not admin:
+        return public_values(values)
+    return tuple(v for v in values if not v.is_secret and v.permissions & (_PUBLIC | _ADMIN))
 
 
 def needs_admin(values: Iterable[HandleValue]) -> bool:

@@ -32,6 +32,8 @@ async def hdl_message(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     data = await read_raw(request)
     replies = service.handle(data, request.remote or "?", "http")
+    if callable(replies):                       # the plain tier, read inline
+        replies = replies()
     if type(replies) is not bytes:
         if asyncio.iscoroutine(replies):
             replies = await replies

@@ -23,7 +23,9 @@ its TCP connection (``link``), or its session's, once the session's checks
 pass (the address that set it up, a right MAC, a counter not seen before).
 
 ``handle`` returns the reply bytes (UDP: the list of datagrams) for the fast
-tier, a coroutine of them for the plain tier, and an async iterator of
+tier; for the plain tier, a callable that reads and returns them when the
+pipeline reads inline (the embedded store: the transport calls it when it
+chooses, with no task), else a coroutine of them; and an async iterator of
 replies for the full tier (several for list handles, none when the input is
 dropped). Replies are in the request's protocol version, echo
 its request and session ids, carry AT, the request digest when RD asked,
@@ -51,6 +53,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from functools import partial
 from typing import AsyncIterator, Callable, Coroutine
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -67,7 +70,7 @@ from protocol.identifier import handle_key
 
 from ..cache import Entry
 from ..core import Core, View
-from ..core.reads import public_view
+from ..core.reads import public_ready, public_view
 from ..core.throttle import KEY_EXCHANGE, SIGNATURE
 from ..core.caller import Caller, anonymous
 from ..core.errors import Refused
@@ -126,13 +129,22 @@ def _largest_body(cap: int) -> int:
     return low
 
 
+def spliced(handle: str, ready: bytes) -> tuple[int, tuple[bytes, ...], int]:
+    """:func:`rendering` of a found identifier's public view from its values
+    as the registry keeps them ready (:func:`resolver.core.reads.public_ready`)."""
+    body = ResolutionResponse.splice(handle, ready)
+    return _SUCCESS, udp_parts(body), len(body)
+
+
 def memoised(cache, entry: Entry) -> tuple[int, tuple[bytes, ...], int]:
     """The entry's Handle answer to an anonymous, unfiltered request naming it
-    as registered, made once and kept in its memo (charged to ``cache``)."""
+    as registered, made once and kept in its memo (charged to ``cache``): from
+    the registry's reply-ready values when it has them, no decoding."""
     memo = entry.memo
     found = memo.get(_HS) if memo is not None else None
     if found is None:
-        found = rendering(public_view(entry, entry.handle or ""))
+        ready = public_ready(entry)
+        found = spliced(entry.handle, ready) if ready is not None else rendering(public_view(entry, entry.handle or ""))
         if cache is not None:
             cache.remember(entry, _HS, found, 2 * found[2] + 200)
         else:
@@ -153,6 +165,7 @@ class HandleService:
         self.pipeline = core.pipeline
         self._cached = core.pipeline.cached
         self._cache = core.pipeline.cache
+        self._reads_inline = core.pipeline.reads_inline
         self.limits = Limits(max_message_bytes=hs.max_message_bytes)
         self._max_bytes = 20 + hs.max_message_bytes        # the full path refuses anything longer
         self.clock = clock
@@ -191,6 +204,8 @@ class HandleService:
             return self.full(data, peer, transport, link)
         entry = self._cached(handle_key(req.handle))
         if entry is None:
+            if self._reads_inline:
+                return partial(self._plain_miss_now, req, transport)
             return self._plain_miss(req, transport)
         code, reply = self._plain_reply(req, entry, transport, now)
         self._resolution[transport].count(code)
@@ -225,13 +240,29 @@ class HandleService:
         make = plain_datagrams if transport == "udp" else plain_reply
         return make(req, code, udp_parts(body), len(body), now=now, site_serial=self._serial)
 
+    def _plain_miss_now(self, req: PlainResolution, transport: str) -> "bytes | list[bytes]":
+        """A plain resolution the cache could not answer, on a pipeline that
+        reads inline: one read, no task (anonymous)."""
+        start = time.perf_counter()
+        try:
+            entry = self.core.entry_now(Query(admin.parse(req.handle)))
+        except Refused as exc:
+            return self._missed(req, transport, start, refused=exc)
+        return self._missed(req, transport, start, entry)
+
     async def _plain_miss(self, req: PlainResolution, transport: str) -> "bytes | list[bytes]":
         """A plain resolution the cache could not answer: one pipeline read (anonymous)."""
         start = time.perf_counter()
         try:
             entry = await self.core.entry(Query(admin.parse(req.handle)))
         except Refused as exc:
-            code, reply = exc.code, self._plain_error(req, exc.code, exc.message, transport)
+            return self._missed(req, transport, start, refused=exc)
+        return self._missed(req, transport, start, entry)
+
+    def _missed(self, req: PlainResolution, transport: str, start: float, entry: Entry | None = None,
+                refused: Refused | None = None) -> "bytes | list[bytes]":
+        if refused is not None:
+            code, reply = refused.code, self._plain_error(req, refused.code, refused.message, transport)
         else:
             code, reply = self._plain_reply(req, entry, transport, int(self.clock()))
         self._resolution[transport].observe(code, time.perf_counter() - start)

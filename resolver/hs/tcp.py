@@ -127,6 +127,13 @@ class TcpConnection(asyncio.Protocol):
         for item in self._framer.feed(data):
             if type(item) is bytes and not self._queue and not self._busy and self._writable.is_set():
                 replies = self._service.handle(item, self.peer, "tcp", self.link)
+                if callable(replies):                # a miss the pipeline reads inline
+                    try:
+                        replies = replies()
+                    except Exception:  # noqa: BLE001 - as the worker: this connection goes, the server stays
+                        log.exception("connection failed", extra={"peer": self.peer})
+                        self.transport.abort()
+                        return
                 if type(replies) is bytes:           # the fast tier: in order, nothing is ahead of it
                     if len(replies) <= self._server.piece:
                         self.transport.write(replies)
@@ -171,7 +178,9 @@ class TcpConnection(asyncio.Protocol):
                         transport.write(reply)
                     continue
                 replies = self._service.handle(item, self.peer, "tcp", self.link) if type(item) is bytes else item
-                if type(replies) is not bytes and asyncio.iscoroutine(replies):
+                if callable(replies):
+                    replies = replies()                # the plain tier, read inline
+                elif type(replies) is not bytes and asyncio.iscoroutine(replies):
                     replies = await replies            # the plain tier: one answer
                 if type(replies) is bytes:
                     await self._send(replies)

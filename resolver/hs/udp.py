@@ -13,8 +13,8 @@ Misses are shed before hits. A plain resolution the cache cannot answer
 needs a registry read, several times the work of a hit; under a flood of
 unknown identifiers those reads would take the loop from reading the socket,
 and the kernel would drop found and not-found requests alike. So misses wait
-in a queue of at most :data:`MAX_QUEUED_MISSES` and are started between
-reads, once per turn of the event loop: up to :data:`MISSES_PER_TICK` when
+in a queue of at most :data:`MAX_QUEUED_MISSES` and are answered between
+reads (on a store that reads inline, right there; else each in a task), once per turn of the event loop: up to :data:`MISSES_PER_TICK` when
 the socket has nothing more to read, one while datagrams wait in it (the
 node is behind: reading, and so the hits, come first). A full queue drops
 its oldest miss (its client has likely given up), counted as ``shed``. Hits
@@ -100,7 +100,7 @@ class UdpServer(asyncio.DatagramProtocol):
             for datagram in replies:
                 sendto(datagram, addr)
             return
-        if asyncio.iscoroutine(replies):          # a miss: queued, started between reads
+        if callable(replies) or asyncio.iscoroutine(replies):   # a miss: queued, answered between reads
             self._queue_miss(replies, addr)
             return
         self._spawn(replies, addr)
@@ -108,7 +108,7 @@ class UdpServer(asyncio.DatagramProtocol):
     def _queue_miss(self, answer, addr) -> None:
         misses = self._misses
         if len(misses) >= MAX_QUEUED_MISSES:
-            misses.popleft()[0].close()
+            _discard(misses.popleft()[0])
             self._shed += 1
         misses.append((answer, addr))
         if not self._draining:
@@ -122,11 +122,22 @@ class UdpServer(asyncio.DatagramProtocol):
             self.service.dropped("udp", "shed", self._shed)
             self._shed = 0
         for _ in range(min(1 if self._backlog() else MISSES_PER_TICK, len(misses))):
-            self._spawn(*misses.popleft())
+            answer, addr = misses.popleft()
+            if callable(answer):
+                self._answer_now(answer, addr)
+            else:
+                self._spawn(answer, addr)
         if misses and not self._stopping:
             asyncio.get_running_loop().call_soon(self._drain)
         else:
             self._draining = False
+
+    def _answer_now(self, answer: Callable[[], list[bytes]], addr) -> None:
+        """A miss the pipeline reads inline: answered here, no task."""
+        try:
+            self._sendall(answer(), addr)
+        except Exception:  # noqa: BLE001 - one bad request must not stop the server
+            log.exception("udp request failed", extra={"peer": str(addr[0])})
 
     def _backlog(self) -> bool:
         """Whether a datagram is waiting in the socket (FIONREAD: the size of the next one)."""
@@ -204,7 +215,7 @@ class UdpServer(asyncio.DatagramProtocol):
         """Stop receiving, let answers in progress finish (up to ``timeout``), then cancel them."""
         self._stopping = True
         while self._misses:
-            self._misses.popleft()[0].close()
+            _discard(self._misses.popleft()[0])
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in pending:
@@ -213,3 +224,9 @@ class UdpServer(asyncio.DatagramProtocol):
                 await asyncio.wait(pending)
         if self.transport is not None:
             self.transport.close()
+
+
+def _discard(answer) -> None:
+    """Let go of a queued miss never answered (a coroutine is closed: never started, nothing to undo)."""
+    if asyncio.iscoroutine(answer):
+        answer.close()

@@ -170,7 +170,9 @@ async def test_mutated_requests_never_break_the_service(hs):
             else:
                 data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
         replies = hs.service.handle(bytes(data), "127.0.0.1", "tcp")
-        if asyncio.iscoroutine(replies):
+        if callable(replies):
+            replies = replies()
+        elif asyncio.iscoroutine(replies):
             replies = await replies
         replies = [replies] if type(replies) is bytes else [r async for r in replies]
         assert len(replies) <= 1

@@ -22,7 +22,9 @@ async def slow(service, data: bytes) -> bytes:
 async def plain(service, data: bytes) -> bytes:
     """What a TCP transport gets for ``data``, whichever tier answers it."""
     replies = service.handle(data, "127.0.0.1", "tcp")
-    if asyncio.iscoroutine(replies):
+    if callable(replies):
+        replies = replies()                             # the plain tier, read inline
+    elif asyncio.iscoroutine(replies):
         replies = await replies                         # the plain tier
     elif type(replies) is not bytes:
         replies = [r async for r in replies]            # the full tier
@@ -115,3 +117,40 @@ async def test_one_pipeline_lookup_per_request_whichever_tier_answers(hs):
     await plain(hs.service, request(PRODUCT.upper(), 10, 0, 0, 4))   # fills the cache
     assert fast(hs.service, request(PRODUCT.lower(), 10, 0, 0, 5), "udp") is not None   # any spelling: fast
     assert await misses() == before + 1
+
+
+async def test_the_plain_tier_answers_alike_read_inline_or_awaited(hs):
+    """On a store that reads inline (the embedded one) a miss comes back as a
+    callable the transport calls, with no task; on a store that must await,
+    as a coroutine. The replies are the same bytes."""
+    service = hs.service
+    assert service.pipeline.reads_inline
+    for handle in (PRODUCT, PRODUCT.upper(), "88.118.8/absent", "88.118.8/"):
+        data = request(handle, 10, 0, 0, 42)
+        replies = {}
+        for inline in (True, False):
+            service.pipeline.cache.clear()
+            service._reads_inline = inline
+            try:
+                answer = service.handle(data, "127.0.0.1", "udp")
+                assert callable(answer) if inline else asyncio.iscoroutine(answer)
+                replies[inline] = answer() if inline else await answer
+            finally:
+                service._reads_inline = True
+        assert replies[True] == replies[False], handle
+        assert decode(replies[True][0]).request_id == 42
+
+
+async def test_rows_without_reply_ready_values_are_answered_alike(hs):
+    """A row written before the store kept reply-ready values (NULL) is
+    rendered from its stored values: the same bytes as from the ready ones,
+    and as the full tier's."""
+    import sqlite3
+    service = hs.service
+    data = request(PRODUCT, 10, 0, 0, 7)
+    ready = await plain(service, data)
+    service.pipeline.cache.clear()
+    with sqlite3.connect(hs.store.backend.path) as conn:
+        assert conn.execute("UPDATE handles SET ready = NULL").rowcount > 0
+    assert (await hs.store.get_handle(PRODUCT)).ready is None
+    assert await plain(service, data) == ready == await slow(service, data)

@@ -155,9 +155,10 @@ async def test_requests_beyond_the_inflight_bound_are_dropped_and_counted(hs, mo
     transport.sendto(resolution(PRODUCT, 1))                   # answered, and now in the cache
     assert decode(await proto.queue.get()).request_id == 1
     monkeypatch.setattr(udp, "MAX_INFLIGHT", 0)                # no room for any request that awaits
-    transport.sendto(resolution("88.118.8/not-cached", 2))     # a registry read: dropped
-    transport.sendto(resolution(PRODUCT, 3))                   # the fast tier needs no room
-    assert decode(await proto.queue.get()).request_id == 3
+    transport.sendto(resolution(PRODUCT, 2, ("URL",)))         # filtered, the full tier's task: dropped
+    transport.sendto(resolution("88.118.8/not-cached", 3))     # a miss read inline needs no task
+    transport.sendto(resolution(PRODUCT, 4))                   # nor does the fast tier
+    assert sorted([decode(await proto.queue.get()).request_id for _ in range(2)]) == [3, 4]
     transport.close()
     assert await hs.metric("idnode_requests_dropped_total", protocol="hs-udp", reason="busy") == 1
 

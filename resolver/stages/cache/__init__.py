@@ -61,9 +61,11 @@ class CacheStage:
         self.cache = Cache(settings, clock, shared.stamps, on_evict=self.metrics.evictions.inc,
                            on_due=self._prefetch) if settings.enabled else None
         self._inflight: dict[str, asyncio.Future] = {}
+        self.missed = 0                 # a plain int, counted by collect()
         self._tasks: set[asyncio.Task] = set()
         self._watcher: asyncio.Task | None = None
         self.next: Callable[[Query], Awaitable[Entry]] | None = None
+        self.next_now: Callable[[Query], Entry] | None = None     # the next stages without awaiting, if they can
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -85,6 +87,9 @@ class CacheStage:
         cache = self.cache
         self.metrics.entries.set(len(cache) if cache is not None else 0)
         self.metrics.bytes.set(cache.bytes if cache is not None else 0)
+        missed, self.missed = self.missed, 0
+        if missed:
+            self.metrics.misses.inc(missed)
         if cache is None:
             return
         hits, negative = cache.found_hits, cache.missing_hits
@@ -115,7 +120,7 @@ class CacheStage:
         """The next stages' answer, one read for concurrent misses of one key
         (for a query the cache was just asked about)."""
         key = query.handle.key
-        self.metrics.misses.inc()
+        self.missed += 1
         pending = self._inflight.get(key)
         if pending is not None:
             self.metrics.coalesced.inc()
@@ -135,18 +140,40 @@ class CacheStage:
         finally:
             del self._inflight[key]
 
+    def miss_now(self, query: Query) -> Entry:
+        """:meth:`miss` without awaiting, when the next stages read inline
+        (``next_now``): nothing runs meanwhile, so there is nothing to coalesce."""
+        self.missed += 1
+        key = query.handle.key
+        slot = slot_of(key)
+        stamp = self._stamps[slot]           # read before the registry: see resolver.shared
+        try:
+            entry = self.next_now(query)
+        except reg.StoreUnavailable as exc:
+            return self._stale(key, exc)
+        return self._keep(entry, slot, stamp)
+
     async def _fetch(self, query: Query) -> Entry:
         key = query.handle.key
         slot = slot_of(key)
         stamp = self._stamps[slot]           # read before the registry: see resolver.shared
         try:
             entry = await self.next(query)
-        except reg.StoreUnavailable:
-            stale = self.cache.stale(key) if self.cache is not None else None
-            if stale is None:
-                raise
-            self.metrics.stale_served.inc()
-            return stale
+        except reg.StoreUnavailable as exc:
+            return self._stale(key, exc)
+        return self._keep(entry, slot, stamp)
+
+    def _stale(self, key: str, exc: reg.StoreUnavailable) -> Entry:
+        """The registry is unavailable: an expired answer still within its stale
+        deadline, or the error again."""
+        stale = self.cache.stale(key) if self.cache is not None else None
+        if stale is None:
+            raise exc
+        self.metrics.stale_served.inc()
+        return stale
+
+    def _keep(self, entry: Entry, slot: int, stamp: int) -> Entry:
+        """A registry answer, tied to the stamp read before it and cached by its TTL."""
         entry.slot, entry.stamp = slot, stamp
         if self.cache is None:                   # lives for this request only
             return entry

@@ -19,6 +19,8 @@ class RegistryStage:
         self._unavailable = Counter("idnode_registry_unavailable_total",
                                     "Resolutions the registry could not answer (busy, down).", registry=registry)
         self.next = None                      # the last stage
+        if not store.reads_inline:
+            self.resolve_now = None           # type: ignore[assignment]  # a miss must await this store
 
     async def start(self) -> None:
         pass
@@ -29,6 +31,15 @@ class RegistryStage:
     async def resolve(self, query: Query) -> Entry:
         try:
             record = await self._store.get_handle(query.handle)
+        except StoreUnavailable:
+            self._unavailable.inc()
+            raise
+        return Entry(query.handle.key, record)
+
+    def resolve_now(self, query: Query) -> Entry:
+        """:meth:`resolve` without awaiting, for a store that reads inline (None otherwise)."""
+        try:
+            record = self._store.get_handle_now(query.handle)
         except StoreUnavailable:
             self._unavailable.inc()
             raise
