@@ -3,6 +3,7 @@ one of open-loop latency against offered load, one of the ceilings."""
 
 from __future__ import annotations
 
+from . import targets
 from .report import fmt_rate, fmt_us
 
 
@@ -117,6 +118,11 @@ def markdown(results: dict, ceilings: list[dict], context: dict, notes: list[str
                          "errors", "ceiling p99", "ceiling p99.9"], open_rows)
         lines += [""] + [f"- {name}: {'; '.join(e['flags'])}" for name, e in results.items()
                          if e.get("mode") == "open" and e.get("flags")]
+    target_rows = [[figure, measured, target, "yes" if met else "no"]
+                   for figure, measured, target, met in targets.rows(results, opts.get("records", "large"))]
+    if target_rows:
+        lines += ["", "## Targets of the resolution path (issue 11), from this run", ""]
+        lines += _table(["figure", "measured", "target", "met"], target_rows)
     lines += ["", "## Ceilings (same cores, same generator, same reply sizes)", ""]
     lines += _table(["ceiling", "reply bytes", "shape", "throughput", "p50", "p99", "server busy",
                      "generator busy", "ceiling of", "flags / notes"], _ceiling_rows(ceilings))

@@ -115,6 +115,7 @@ def test_ceilings_summary_and_plots_are_written(run):
     summary = next(out.glob("*-summary.md")).read_text()
     for name in SCENARIOS:
         assert f"| {name} |" in summary
+    assert "## Targets of the resolution path" in summary and "| `idnode import` into SQLite, rows/s |" in summary
     if importlib.util.find_spec("matplotlib"):
         pngs = sorted(p.name for p in out.glob("*.png"))
         assert any(p.endswith("latency-cdf.png") for p in pngs), pngs
