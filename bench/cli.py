@@ -44,9 +44,13 @@ mixed the names start <date>-small- or <date>-mixed-."""
 @click.option("--records", type=click.Choice(["small", "mixed", "large"]), default="large", show_default=True,
               help="The records seeded, imported and registered: small (URL + HS_ADMIN, one UDP datagram), "
                    "large (4-8 values, 300-600 B) or mixed (70% small).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Worker processes of the node (`serve --workers N`), all on the node's core: compare the "
+                   "CPU per 1k requests of 1 and 2.")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, warmup: float | None, quick: bool,
-          output: Path | None, procs: int | None, http_generator: str, records: str, list_only: bool) -> None:
+          output: Path | None, procs: int | None, http_generator: str, records: str, workers: int,
+          list_only: bool) -> None:
     """Benchmark the node against ceilings measured in the same run."""
     from . import runner
     from .scenarios import SCENARIOS, UnknownScenario, select
@@ -60,7 +64,8 @@ def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, 
     except UnknownScenario as exc:
         raise click.UsageError(str(exc)) from None
     opts = runner.preset(quick=quick, size=size, duration=duration, open_duration=duration, warmup=warmup,
-                         output=output, procs=procs, http_generator=http_generator, records=records)
+                         output=output, procs=procs, http_generator=http_generator, records=records,
+                         workers=workers)
     summary = runner.run(opts, chosen, say=click.echo)
     failed = [n for n, e in summary["results"].items() if e.get("failed")]
     if failed:

@@ -256,16 +256,18 @@ def one_line(entry: dict) -> str:
     return text
 
 
-def file_prefix(stamp: str, records: str) -> str:
-    """``<date>`` for large records (the names results always had), else ``<date>-<kind>``."""
-    return stamp if records == "large" else f"{stamp}-{records}"
+def file_prefix(stamp: str, records: str, workers: int = 1) -> str:
+    """``<date>`` for large records (the names results always had), else
+    ``<date>-<kind>``; then ``-w<N>`` for a node of N > 1 workers."""
+    prefix = stamp if records == "large" else f"{stamp}-{records}"
+    return prefix if workers == 1 else f"{prefix}-w{workers}"
 
 
 def finish(r: "Run") -> dict:
     from . import plots, tables
 
     kind = r.opts.records
-    prefix = file_prefix(r.stamp, kind)
+    prefix = file_prefix(r.stamp, kind, r.opts.workers)
     for entry in list(r.results.values()) + r.ceilings:
         entry["flags"] = flags(entry)
     out_dir = Path(r.opts.output)

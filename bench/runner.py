@@ -49,6 +49,7 @@ class Options:
     quick: bool = False
     output: Path = RESULTS_DIR
     records: str = "large"                 # small | mixed | large (bench.records)
+    workers: int = 1                       # node worker processes, all pinned to the node's core
 
 
 def preset(*, quick: bool, **changes) -> Options:
@@ -99,7 +100,7 @@ def _node(run: Run, cache_on: bool) -> Iterator[servers.Server]:
     env = {"IDNODE_LOG_LEVEL": "warning", "IDNODE_CACHE_ENABLED": "1" if cache_on else "0"}
     hs = not run.hs_note
     node = servers.start_node(run.home.path, env=env, cpus=run.plan.server, log=run.tmp / "node.log", hs=hs,
-                              probe_handle=measure.probe_handle(), extra=["--workers", "1"] if run.workers_flag else [])
+                              probe_handle=measure.probe_handle(), extra=["--workers", str(run.opts.workers)] if run.workers_flag else [])
     if hs and node.hs_port is None:
         run.hs_note = f"HS servers not available: {node.note}"
     try:

@@ -102,7 +102,8 @@ def markdown(results: dict, ceilings: list[dict], context: dict, notes: list[str
     lines = [f"# idnode bench {context['date']}", "",
              f"- machine: {m['cpus']} CPUs ({m['cpu_model'] or 'unknown model'}), {m['memory_gb']} GB, "
              f"Linux {m['kernel']}; Python {m['python']}, uvloop {m['uvloop']}, aiohttp {m['aiohttp']}",
-             f"- cores: {context['cores']}; {context['generator_processes']} generator process(es)",
+             f"- cores: {context['cores']}; {context['generator_processes']} generator process(es); "
+             f"node workers: {opts.get('workers', 1)}",
              f"- {opts['size']:,} identifiers, {_records(opts)}; {opts['duration']:g} s per closed-loop run after "
              f"{opts['warmup']:g} s warm-up; open loop {opts['open_duration']:g} s per rate"
              + ("; quick mode (a smoke run, not a timing)" if opts.get("quick") else ""),

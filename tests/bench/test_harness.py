@@ -141,3 +141,20 @@ def test_small_records_run_and_are_named_and_recorded_as_such(tmp_path):
     assert ceilings["records"] == "small"
     udp = next(c for c in ceilings["ceilings"] if c["kind"] == "udp")
     assert udp["shape"] == "small records" and abs(udp["ceiling_reply_bytes"] - e["ceiling_reply_bytes"]) < 16
+
+
+def test_a_node_of_two_workers_is_measured_as_one(tmp_path):
+    """``--workers 2``: the node runs two workers (both on the node's core), its
+    CPU is the whole process tree's, and the files say ``w2``."""
+    proc = subprocess.run([str(IDNODE), "bench", "hs-udp-hot", "--quick", "--workers", "2", "--size", "100",
+                           "--duration", "0.3", "--warmup", "0.1", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=DEADLINE,
+                          env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    e = _result(tmp_path, "w2-hs-udp-hot")
+    assert e["context"]["options"]["workers"] == 2
+    assert "node workers: 2" in next(tmp_path.glob("*-w2-summary.md")).read_text()
+    if _hs_skipped(e):
+        return
+    assert "failed" not in e and e["errors"]["total"] == 0 and e["requests"] > 0
+    assert e["node"]["cpu_s_per_1k"] > 0
