@@ -181,8 +181,8 @@ class RemoteCore:
     async def delete(self, caller: Caller, handle: Handle) -> None:
         await self.remote.call("DELETE", _handle_path(handle.text))
 
-    async def register_batch(self, caller: Caller, items: Sequence[tuple[str, Sequence[HandleValue]]], *,
-                             overwrite: bool) -> list[ItemResult]:
+    async def register_batch(self, caller: Caller, items: Sequence[tuple["str | Handle", Sequence[HandleValue]]],
+                             *, overwrite: bool) -> list[ItemResult]:
         """``POST /api/batch/register`` in requests of at most ``batch_items``
         items; a node that refuses a request as too large (413, nothing written)
         gets it again in halves. One result per item, in order."""
@@ -191,7 +191,7 @@ class RemoteCore:
         while start < len(items):
             chunk = items[start:start + self.batch_items]
             body = {"overwrite": overwrite,
-                    "items": [{"handle": h, "values": [value_json(v) for v in values]} for h, values in chunk]}
+                    "items": [{"handle": str(h), "values": [value_json(v) for v in values]} for h, values in chunk]}
             try:
                 doc = await self.remote.call("POST", "/api/batch/register", body=body)
             except RemoteError as exc:
@@ -214,7 +214,7 @@ class RemoteCore:
             if not isinstance(code, int):
                 raise RemoteError(f"{self.remote.server} answered a batch result without a responseCode")
             message = result.get("message")
-            out.append(ItemResult(handle, code, message if isinstance(message, str) else ""))
+            out.append(ItemResult(str(handle), code, message if isinstance(message, str) else ""))
         return out
 
     # -- prefixes -------------------------------------------------------------------

@@ -233,17 +233,18 @@ class Writes:
         await self._conditional(handle, identity.actor, decide)
 
     # -- many at once ------------------------------------------------------------------------------
-    async def register_batch(self, caller: Caller, items: Sequence[tuple[str, Sequence[HandleValue]]], *,
-                             overwrite: bool) -> list[ItemResult]:
+    async def register_batch(self, caller: Caller, items: Sequence[tuple["str | Handle", Sequence[HandleValue]]],
+                             *, overwrite: bool) -> list[ItemResult]:
         """Create (or with ``overwrite`` replace) many identifiers, reported per
         item; every item that is valid and permitted is written (one
-        transaction on the embedded store)."""
+        transaction on the embedded store). An identifier is text, or a
+        Handle its caller has parsed already."""
         identity = self.require_identity(caller)
         results: list[ItemResult | None] = [None] * len(items)
         handles: list[Handle | None] = []
         for i, (text, values) in enumerate(items):
             try:
-                handles.append(parse_handle(text))
+                handles.append(text if type(text) is Handle else parse_handle(text))
                 check_new_values(values)
             except InvalidHandle as exc:
                 handles.append(None)
