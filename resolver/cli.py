@@ -42,7 +42,7 @@ from protocol.jsoncodec import record_to_json
 from protocol.values import HandleValue
 from registry import errors as reg
 from registry import open_store, provision
-from registry.importer import ImportFormatError, LineSource, guess_format, import_rows, parse
+from registry.importer import ImportFormatError, LineSource, bulk_gc, guess_format, import_rows, parse
 from registry.keys import MAX_PEM_BYTES
 from registry.store import Store
 
@@ -729,6 +729,8 @@ async def _import(core: Core, file: str, *, fmt: str | None, batch_size: int, ov
         say = (lambda text: bar.write(text, file=sys.stderr)) if not bar.disable else \
             (lambda text: click.echo(text, err=True))
         source = LineSource(fh)
+        stack.enter_context(bulk_gc())
+
         async def register(items, overwrite: bool):
             return await core.register_batch(OPERATOR, items, overwrite=overwrite)
 

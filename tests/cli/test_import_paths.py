@@ -51,3 +51,12 @@ def test_csv_lines_keep_the_field_size_limit():
             assert quick(split, text) == plain(text)
     finally:
         csv.field_size_limit(old)
+
+
+def test_bulk_gc_puts_the_collector_back():
+    import gc
+    from registry.importer import bulk_gc
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with bulk_gc(12_345):
+        assert gc.get_threshold()[0] == 12_345 and gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
