@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from enum import IntFlag
 from typing import Iterable
 
+from .quickinit import quick_init
+
 DEFAULT_TTL = 86400
 MAX_INDEX = 0xFFFFFFFF
 
@@ -51,6 +53,7 @@ class Reference:
     index: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HandleValue:
     index: int

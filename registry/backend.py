@@ -20,9 +20,12 @@ import abc
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Collection, Sequence
 
+from protocol.quickinit import quick_init
+
 from .model import AdminIdentity, AuditEntry, PrefixInfo
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Row:
     """One stored identifier: its key, the text as registered, its prefix's

@@ -35,6 +35,7 @@ import orjson
 from protocol.codes import RC
 from protocol.identifier import Handle, InvalidHandle, parse_handle
 from protocol.jsoncodec import JsonValueError, values_from_json
+from protocol.quickinit import quick_init
 from protocol.values import HandleValue, validate_values
 
 from .errors import RegistryError
@@ -53,6 +54,7 @@ class ImportFormatError(ValueError):
     """The file as a whole cannot be read (bad CSV header, unknown format)."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Row:
     line: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.quickinit import quick_init
 from protocol.values import HandleValue
 
 from .codec import decode_values
@@ -126,6 +127,7 @@ class AdminIdentity:
         return f"{self.index}:{self.handle}"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     seq: int
@@ -158,6 +160,7 @@ class Page:
     next: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ItemResult:
     """Per-item outcome of a batch write."""
