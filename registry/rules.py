@@ -51,6 +51,26 @@ _HANDLE_OPS = REPLACE_OPS | {"handle.create", "handle.delete"}
 _PREFIX_OPS = frozenset({"prefix.state"})
 
 
+class _SecretTypes:
+    """Whether values hold a secret (``is_secret_type``), each type asked once
+    for a batch: a batch has many values of a few types."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[str, bool] = {}
+
+    def any(self, values: Iterable[HandleValue]) -> bool:
+        known = self._known
+        for v in values:
+            secret = known.get(v.type)
+            if secret is None:
+                secret = known[v.type] = is_secret_type(v.type)
+            if secret:
+                return True
+        return False
+
+
 def changes_from_audit(entries: Iterable[AuditEntry]) -> Changes:
     """What a run of audit entries changed, for caches."""
     handles, prefixes = [], []
@@ -414,20 +434,23 @@ class Registry(Store):
     def _batch_tx(self, w: _Work, good: list, results: list, overwrite: bool, decide: Decide | None) -> None:
         """Apply the items in order: a later item sees an earlier one of the same batch."""
         tx = w.tx
-        states = tx.prefix_states({h.prefix_key for _, _, h, _, _ in good} - {NODE_PREFIX_KEY})
+        prefix_keys = [h.prefix_key for _, _, h, _, _ in good]
+        states = tx.prefix_states(set(prefix_keys) - {NODE_PREFIX_KEY})
         states[NODE_PREFIX_KEY] = ENABLED
         existing = tx.rows({h.key for _, _, h, _, _ in good})
         current: dict[str, Row] = dict(existing)
         rows: list[Row] = []
-        added, stamp = 0, int(tx.now)
-        for i, label, h, values, expect in good:
-            state = states.get(h.prefix_key)
+        audit, handles, secret_types = w.audit, w.handles, _SecretTypes()
+        added, stamp, now, actor, success = 0, int(tx.now), tx.now, w.actor, RC.SUCCESS
+        for (i, label, h, values, expect), prefix_key in zip(good, prefix_keys):
+            state = states.get(prefix_key)
             if state != ENABLED:
                 exc: RegistryError = (PrefixNotFound(f"prefix {h.prefix} is not allocated on this node")
                                       if state is None else PrefixDisabled(f"prefix {h.prefix} is disabled"))
                 results[i] = ItemResult(label, exc.code, str(exc))
                 continue
-            old = current.get(h.key)
+            key = h.key
+            old = current.get(key)
             if expect is not None and (digest(old.blob) if old else ABSENT) != expect:
                 results[i] = ItemResult(label, RC.SERVER_BUSY, f"{h.text} changed while the batch was "
                                                                "being decided; try again")
@@ -441,20 +464,22 @@ class Registry(Store):
                     results[i] = ItemResult(label, outcome[0], f"{h.text}: {outcome[1]}")
                     continue
                 values = outcome                 # made of values already checked
-            if any(is_secret_type(v.type) for v in values):
-                values = self._seal(h.key, values)
+            if secret_types.any(values):
+                values = self._seal(key, values)
             blob = encode_values(values, stamp)
-            text = h.text if old is None else old.handle
             if old is None:
+                text = h.text
                 added += 1
-                w.log("handle.create", text, "", digest(blob))
+                audit.append(AuditEntry(0, now, actor, "handle.create", text, "", digest(blob)))
             else:
-                w.log("handle.replace", text, digest(old.blob), digest(blob))
-            row = Row(h.key, text, h.prefix_key, blob, ready_values(values, stamp))
+                text = old.handle
+                audit.append(AuditEntry(0, now, actor, "handle.replace", text, digest(old.blob),
+                                        digest(blob)))
+            row = Row(key, text, prefix_key, blob, ready_values(values, stamp))
             rows.append(row)
-            current[h.key] = row
-            w.handles.append(text)
-            results[i] = ItemResult(label, RC.SUCCESS)
+            current[key] = row
+            handles.append(text)
+            results[i] = ItemResult(label, success)
         tx.put_rows(rows)
         tx.add_count(HANDLE_COUNT, added)
         if overwrite and existing:

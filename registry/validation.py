@@ -4,6 +4,7 @@ so that nothing is ever half-written."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any, Sequence
 
 from protocol.identifier import Handle, InvalidHandle, parse_handle, parse_prefix
@@ -53,9 +54,11 @@ class SizeLimits:
 
 def value_size(v: HandleValue) -> int:
     """What a value weighs against the limits: its type, data and references, in bytes."""
-    size = len(v.type.encode("utf-8", "surrogatepass")) + len(v.data)
-    for r in v.references:
-        size += 4 + len(r.handle.encode("utf-8", "surrogatepass"))
+    vtype = v.type
+    size = (len(vtype) if vtype.isascii() else len(vtype.encode("utf-8", "surrogatepass"))) + len(v.data)
+    if v.references:
+        for r in v.references:
+            size += 4 + len(r.handle.encode("utf-8", "surrogatepass"))
     return size
 
 
@@ -72,6 +75,9 @@ def check_sizes(values: Sequence[HandleValue], limits: SizeLimits) -> None:
                            f"{limits.max_record_bytes} (registry.max_record_bytes)")
 
 
+_by_index = attrgetter("index")
+
+
 def clean_values(values: Any, limits: SizeLimits | None = None) -> list[HandleValue]:
     """Type-checked, validated values sorted by index (never stamped here: see
     encode_values), within ``limits`` when given."""
@@ -82,10 +88,14 @@ def clean_values(values: Any, limits: SizeLimits | None = None) -> list[HandleVa
         for v in values:
             if type(v) is not HandleValue:
                 raise InvalidValue(f"not a HandleValue: {type(v).__name__}")
-            if type(v.type) is not str or not is_u32(v.index) or not is_u32(v.ttl) or not is_u32(v.timestamp) \
+            index, vtype, ttl, stamp = v.index, v.type, v.ttl, v.timestamp
+            # is_u32 of index, ttl and timestamp, written out: this runs for every value written
+            if type(vtype) is not str or type(index) is not int or not 0 <= index <= MAX_INDEX \
+                    or type(ttl) is not int or not 0 <= ttl <= MAX_INDEX \
+                    or type(stamp) is not int or not 0 <= stamp <= MAX_INDEX \
                     or type(v.ttl_absolute) is not bool or type(v.permissions) is not int:
                 raise InvalidValue(f"value {v.index!r} has a field of the wrong type")
-            if not _utf8(v.type):
+            if not vtype.isascii() and not _utf8(vtype):
                 raise InvalidValue(f"value {v.index} type is not valid Unicode")
             if type(v.data) is not bytes:
                 if not isinstance(v.data, (bytes, bytearray, memoryview)):
@@ -103,7 +113,7 @@ def clean_values(values: Any, limits: SizeLimits | None = None) -> list[HandleVa
         raise InvalidValue("values must be a sequence of HandleValue") from None
     except ValueError as exc:
         raise InvalidValue(str(exc)) from None
-    out.sort(key=lambda v: v.index)
+    out.sort(key=_by_index)
     return out
 
 
