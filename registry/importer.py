@@ -220,8 +220,10 @@ def _csv_columns(number: int, text: str | None) -> tuple[int, list[tuple[int, in
     return handle_col, columns
 
 
-def parse_csv(lines: Iterable[tuple[int, str | None]]) -> Iterator[Row | Rejected]:
-    """Rows of a CSV file whose first non-blank line is the header."""
+def parse_csv(lines: Iterable[tuple[int, str | None]], *,
+              _split: Callable[[str], list[str]] | None = None) -> Iterator[Row | Rejected]:
+    """Rows of a CSV file whose first non-blank line is the header (``_split``:
+    how a line is split, for the tests to give the plain :func:`_csv_fields`)."""
     it = iter(lines)
     header = next(((n, t) for n, t in it if t is None or t.strip()), None)
     if header is None:
@@ -229,7 +231,7 @@ def parse_csv(lines: Iterable[tuple[int, str | None]]) -> Iterator[Row | Rejecte
     handle_col, columns = _csv_columns(*header)
     width = len(columns) + 1
     columns.sort(key=lambda c: c[1])          # values come out in index order
-    split = _CsvLines().fields
+    split = _split or _CsvLines().fields
     for number, text in it:
         if text is None:
             yield Rejected(number, "", "line is not valid UTF-8")

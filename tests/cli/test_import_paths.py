@@ -60,3 +60,96 @@ def test_bulk_gc_puts_the_collector_back():
     with bulk_gc(12_345):
         assert gc.get_threshold()[0] == 12_345 and gc.get_freeze_count() > frozen
     assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+
+
+# ---------------------------------------------------------------- whole files: quick path and plain path
+
+import io          # noqa: E402
+import sqlite3     # noqa: E402
+import types       # noqa: E402
+
+from registry import errors as reg                                      # noqa: E402
+from registry.importer import LineSource, Rejected, Row, parse_csv      # noqa: E402
+
+MIXED = "\n".join([
+    "handle,url,EMAIL,DESC",
+    "88.118.8/a,https://e.x/a,a@e.x,plain",
+    '88.118.8/b,https://e.x/b,,"with, a comma and ""quotes"""',
+    "  88.118.8/c  ,  https://e.x/c  ,  c@e.x  ,  ",
+    '88.118.8/d,"https://e.x/d,unterminated',
+    "88.118.8/e,https://e.x/e",
+    "no-slash,https://e.x/f,,",
+    "88.118.99/g,https://e.x/g,,",
+    "",
+    "   ",
+    "88.118.8/A,https://e.x/dup-of-a,,",
+    "88.118.8/h,https://e.x/h,,nul\0inside",
+    "88.118.8/i,https://e.x/i,,cr\rinside",
+    "88.118.8/e\u0301,https://e.x/accent,,",
+    "88.118.8/j,,,",
+    "88.118.8/k,https://e.x/k,x\"y,z",
+    "88.118.8/l,https://e.x/l,," + "w" * 70_000,
+    "88.118.8/m,https://e.x/m,m@e.x,last",
+]).encode() + b"\n88.118.8/\xff,https://e.x/bad,,\n88.118.8/n,https://e.x/n,,\n"
+
+
+def parsed(data: bytes, split=None) -> list:
+    return list(parse_csv(LineSource(io.BytesIO(data)), _split=split))
+
+
+def test_a_mixed_file_parses_as_with_a_reader_per_line():
+    quick, plain = parsed(MIXED), parsed(MIXED, _csv_fields)
+    assert quick == plain
+    assert [r.parsed.text for r in quick if isinstance(r, Row)] == [r.handle for r in plain if isinstance(r, Row)]
+    assert sum(isinstance(r, Rejected) for r in quick) >= 6
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(line_text, min_size=1, max_size=4).map(",".join), max_size=8))
+def test_any_file_parses_as_with_a_reader_per_line(body):
+    data = ("handle,url,EMAIL\n" + "\n".join(body)).encode("utf-8", "surrogatepass")
+    assert parsed(data) == parsed(data, _csv_fields)
+
+
+def stored(home, keys_under: str) -> tuple[list, list]:
+    with sqlite3.connect(home / "registry.sqlite3") as conn:
+        rows = conn.execute("SELECT key, handle, prefix_key, vals, updated FROM handles "
+                            "WHERE key > ? AND key < ? AND key != ? ORDER BY key",
+                            (keys_under + "/", keys_under + "0", keys_under + "/admin")).fetchall()
+        audit = conn.execute("SELECT at, actor, operation, handle, before_digest, after_digest FROM audit "
+                             "WHERE operation LIKE 'handle.%' AND handle LIKE ? AND handle NOT LIKE ? ORDER BY seq",
+                             (keys_under + "/%", keys_under + "/ADMIN")).fetchall()
+    return rows, audit
+
+
+def test_import_stores_what_one_write_per_row_stores(node, tmp_path, monkeypatch):
+    """The batch path (parse, operations layer, one transaction per batch)
+    against the plain one: the per-line parser, then put_handle row by row."""
+    import registry.sqlite
+    monkeypatch.setattr(registry.sqlite, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.25))
+    src, report = tmp_path / "mixed.csv", tmp_path / "report.txt"
+    src.write_bytes(MIXED)
+    node("import", src, "--batch-size", "3", "--report", report)
+
+    from tests.cli.conftest import ENT_PASSWORD, Idnode
+    plain = Idnode(tmp_path / "plain")
+    plain.ok("init")
+    plain.ok("prefix", "create", "88.118.8", "--owner", "Acme", "--password-stdin", input=ENT_PASSWORD + "\n")
+    expected = []
+
+    async def one_by_one(store):
+        for entry in parsed(MIXED, _csv_fields):
+            if isinstance(entry, Rejected):
+                expected.append(str(entry))
+                continue
+            try:
+                await store.put_handle(entry.handle, entry.values, mode="create", actor="cli")
+            except reg.HandleExists:
+                pass                                        # skipped, as the import counts it
+            except reg.RegistryError as exc:
+                expected.append(str(Rejected(entry.line, entry.handle, str(exc))))
+
+    plain.with_store(one_by_one)
+    assert stored(node.home, "88.118.8") == stored(plain.home, "88.118.8")
+    assert stored(node.home, "88.118.8")[0]                 # something was written
+    assert sorted(report.read_text().splitlines(), key=lambda s: int(s.split()[1].rstrip(":"))) == expected
