@@ -231,6 +231,14 @@ def parse_csv(lines: Iterable[tuple[int, str | None]], *,
     handle_col, columns = _csv_columns(*header)
     width = len(columns) + 1
     columns.sort(key=lambda c: c[1])          # values come out in index order
+    # validate_values looks at every field but the data, which is all a row
+    # changes: when the columns' values pass, every row's values (some of them,
+    # with other data) do.
+    try:
+        validate_values([HandleValue(index, type_) for _, index, type_ in columns])
+        checked = True
+    except ValueError:
+        checked = False
     split = _split or _CsvLines().fields
     for number, text in it:
         if text is None:
@@ -252,7 +260,7 @@ def parse_csv(lines: Iterable[tuple[int, str | None]], *,
             cell = cells[col].strip()
             if cell:
                 values.append(HandleValue(index, type_, cell.encode("utf-8")))
-        yield _row(number, handle, tuple(values), ordered=True)
+        yield _row(number, handle, tuple(values), ordered=True, checked=checked)
 
 
 def parse_jsonl(lines: Iterable[tuple[int, str | None]]) -> Iterator[Row | Rejected]:
@@ -293,29 +301,33 @@ def parse_jsonl(lines: Iterable[tuple[int, str | None]]) -> Iterator[Row | Rejec
             continue
         else:
             try:
-                values = tuple(values_from_json(obj["values"]))
+                values = tuple(values_from_json(obj["values"]))     # validated (validate_values)
             except JsonValueError as exc:
                 yield Rejected(number, handle, f"bad value: {exc}")
                 continue
+            yield _row(number, handle, values, checked=True)
+            continue
         yield _row(number, handle, values)
 
 
 _by_index = attrgetter("index")
 
 
-def _row(number: int, handle: str, values: tuple[HandleValue, ...], *, ordered: bool = False) -> Row | Rejected:
+def _row(number: int, handle: str, values: tuple[HandleValue, ...], *, ordered: bool = False,
+         checked: bool = False) -> Row | Rejected:
     """Validate the identifier and the values of one record (``ordered``: they
-    are already in index order)."""
+    are already in index order; ``checked``: validate_values has passed them)."""
     try:
         parsed = parse_handle(handle)
     except InvalidHandle as exc:
         return Rejected(number, handle, str(exc))
     if not values:
         return Rejected(number, parsed.text, "no values")
-    try:
-        validate_values(values)
-    except ValueError as exc:
-        return Rejected(number, parsed.text, str(exc))
+    if not checked:
+        try:
+            validate_values(values)
+        except ValueError as exc:
+            return Rejected(number, parsed.text, str(exc))
     return Row(number, parsed.text, values if ordered else tuple(sorted(values, key=_by_index)), parsed)
 
 

@@ -153,3 +153,32 @@ def test_import_stores_what_one_write_per_row_stores(node, tmp_path, monkeypatch
     assert stored(node.home, "88.118.8") == stored(plain.home, "88.118.8")
     assert stored(node.home, "88.118.8")[0]                 # something was written
     assert sorted(report.read_text().splitlines(), key=lambda s: int(s.split()[1].rstrip(":"))) == expected
+
+
+header_names = st.lists(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+                        .filter(lambda n: n.strip() and n.strip().lower() not in ("handle", "url")
+                                and "," not in n and '"' not in n and "\n" not in n and "\r" not in n),
+                        max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(header_names, st.lists(st.lists(line_text, min_size=1, max_size=6).map(",".join), max_size=6))
+def test_rows_the_parsers_pass_without_asking_pass_validate_values(names, body):
+    """CSV rows skip validate_values once the header's columns pass it, JSONL
+    rows once values_from_json has run it: nothing they let through fails it."""
+    from protocol.values import validate_values
+    from registry.importer import parse_jsonl
+    data = (",".join(["handle", "url", *names]) + "\n" + "\n".join(body)).encode("utf-8", "surrogatepass")
+    try:
+        entries = parsed(data)
+    except Exception:
+        return                                  # a header the importer refuses
+    jsonl = "\n".join(['{"handle": "88.118.8/j", "values": [{"index": 2, "type": "A", "data": "x"}, '
+                       '{"index": 2, "type": "B", "data": "y"}]}',
+                       '{"handle": "88.118.8/k", "values": [{"index": 3, "type": "A", "data": "x"}, '
+                       '{"index": 1, "type": "B", "data": "y", "ttl": 5}]}'])
+    entries += list(parse_jsonl(LineSource(io.BytesIO(jsonl.encode()))))
+    for entry in entries:
+        if isinstance(entry, Row):
+            validate_values(entry.values)
+    assert any(isinstance(e, Rejected) and "duplicate value index 2" in e.reason for e in entries)
