@@ -51,6 +51,13 @@ def _unless_same(new: list[HandleValue], old: Sequence[HandleValue]) -> list[Han
 
 def check_new_values(values: Sequence[HandleValue]) -> None:
     """Handle.Net's checks of new values: indexes positive and distinct."""
+    if type(values) is list or type(values) is tuple:     # the common case at once; any doubt: one by one
+        try:
+            indexes = [v.index for v in values]
+            if len(set(indexes)) == len(indexes) and (not indexes or min(indexes) > 0):
+                return
+        except (TypeError, AttributeError):
+            pass
     seen = set()
     for v in values:
         if v.index <= 0:

@@ -182,3 +182,37 @@ def test_rows_the_parsers_pass_without_asking_pass_validate_values(names, body):
         if isinstance(entry, Row):
             validate_values(entry.values)
     assert any(isinstance(e, Rejected) and "duplicate value index 2" in e.reason for e in entries)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(-2, 4), st.booleans(), st.floats(allow_nan=True), st.none(), st.text(max_size=1)),
+                max_size=5))
+def test_check_new_values_answers_as_value_by_value(indexes):
+    from protocol.values import HandleValue
+    from resolver.core.errors import Refused
+    from resolver.core.writes import check_new_values
+
+    def outcome(check, values):
+        try:
+            check(values)
+            return "ok"
+        except Refused as exc:
+            return (exc.code, exc.message)
+        except Exception as exc:
+            return type(exc)
+
+    def one_by_one(values):
+        seen = set()
+        for v in values:
+            if v.index <= 0:
+                raise Refused(1, "value indexes must be positive")
+            if v.index in seen:
+                raise Refused(2, f"index conflict for {v.index}")
+            seen.add(v.index)
+
+    values = [HandleValue(i, "T") for i in indexes]
+    mine = outcome(check_new_values, values)
+    plain = outcome(one_by_one, values)
+    assert (mine if mine in ("ok",) or not isinstance(mine, tuple) else mine[1]) == \
+        (plain if plain in ("ok",) or not isinstance(plain, tuple) else plain[1])
+    assert outcome(check_new_values, tuple(values)) == mine
