@@ -65,11 +65,12 @@ def test_bulk_gc_puts_the_collector_back():
 # ---------------------------------------------------------------- whole files: quick path and plain path
 
 import io          # noqa: E402
+import json        # noqa: E402
 import sqlite3     # noqa: E402
 import types       # noqa: E402
 
 from registry import errors as reg                                      # noqa: E402
-from registry.importer import LineSource, Rejected, Row, parse_csv      # noqa: E402
+from registry.importer import LineSource, Rejected, Row, parse_csv, parse_jsonl   # noqa: E402
 
 MIXED = "\n".join([
     "handle,url,EMAIL,DESC",
@@ -122,13 +123,41 @@ def stored(home, keys_under: str) -> tuple[list, list]:
     return rows, audit
 
 
-def test_import_stores_what_one_write_per_row_stores(node, tmp_path, monkeypatch):
+def admin(handle: str) -> dict:
+    return {"index": 100, "type": "HS_ADMIN", "data": {"format": "admin", "value": {
+        "handle": handle, "index": 300, "permissions": "111111111111"}}}
+
+
+JSONL = "\n".join([
+    '{"handle": "88.118.8/s1", "values": [{"index": 1, "type": "URL", "data": "https://e.x/1"}, %s]}'
+    % json.dumps(admin("88.118.8/ADMIN")),
+    '{"handle": "88.118.8/s2", "url": "https://e.x/2"}',
+    '{"handle": "88.118.8/s3", "values": [{"index": 2, "type": "EMAIL", "data": "a@e.x", "ttl": 60, '
+    '"timestamp": "2024-01-02T03:04:05Z", "permissions": "1110"}, {"index": 1, "type": "URL", "data": "u"}]}',
+    '{"handle": "88.118.8/s4", "values": [{"index": 1, "type": "URL", "data": "a"}, '
+    '{"index": 1, "type": "URL", "data": "b"}]}',
+    '{"handle": "88.118.99/s5", "url": "https://e.x/5"}',
+    'not json',
+    '{"handle": "88.118.8/S1", "url": "https://e.x/dup"}',
+    '{"handle": "88.118.8/s6", "url": "https://e.x/6", "extra": 1}',
+    '{"handle": "88.118.8/s7", "values": [{"index": 3, "type": "DESC", "data": "r", '
+    '"references": [{"handle": "88.118.8/s1", "index": 1}]}]}',
+    '{"handle": "bad", "url": "https://e.x/8"}',
+    '{"handle": "88.118.8/s9", "values": []}',
+]).encode() + b"\n"
+
+
+@pytest.mark.parametrize("name,data,plain_parse", [
+    ("mixed.csv", MIXED, lambda data: parsed(data, _csv_fields)),
+    ("small.jsonl", JSONL, lambda data: list(parse_jsonl(LineSource(io.BytesIO(data))))),
+])
+def test_import_stores_what_one_write_per_row_stores(node, tmp_path, monkeypatch, name, data, plain_parse):
     """The batch path (parse, operations layer, one transaction per batch)
     against the plain one: the per-line parser, then put_handle row by row."""
     import registry.sqlite
     monkeypatch.setattr(registry.sqlite, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.25))
-    src, report = tmp_path / "mixed.csv", tmp_path / "report.txt"
-    src.write_bytes(MIXED)
+    src, report = tmp_path / name, tmp_path / "report.txt"
+    src.write_bytes(data)
     node("import", src, "--batch-size", "3", "--report", report)
 
     from tests.cli.conftest import ENT_PASSWORD, Idnode
@@ -138,7 +167,7 @@ def test_import_stores_what_one_write_per_row_stores(node, tmp_path, monkeypatch
     expected = []
 
     async def one_by_one(store):
-        for entry in parsed(MIXED, _csv_fields):
+        for entry in plain_parse(data):
             if isinstance(entry, Rejected):
                 expected.append(str(entry))
                 continue
@@ -151,7 +180,8 @@ def test_import_stores_what_one_write_per_row_stores(node, tmp_path, monkeypatch
 
     plain.with_store(one_by_one)
     assert stored(node.home, "88.118.8") == stored(plain.home, "88.118.8")
-    assert stored(node.home, "88.118.8")[0]                 # something was written
+    assert len(stored(node.home, "88.118.8")[0]) >= 4       # something was written
+    assert len(expected) >= 5                               # and something refused
     assert sorted(report.read_text().splitlines(), key=lambda s: int(s.split()[1].rstrip(":"))) == expected
 
 
@@ -167,7 +197,6 @@ def test_rows_the_parsers_pass_without_asking_pass_validate_values(names, body):
     """CSV rows skip validate_values once the header's columns pass it, JSONL
     rows once values_from_json has run it: nothing they let through fails it."""
     from protocol.values import validate_values
-    from registry.importer import parse_jsonl
     data = (",".join(["handle", "url", *names]) + "\n" + "\n".join(body)).encode("utf-8", "surrogatepass")
     try:
         entries = parsed(data)
