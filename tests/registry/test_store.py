@@ -547,6 +547,7 @@ async def test_schema_and_pragmas(store, db_path):
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 8192            # a new file's rows fit their pages
     for conn in (store.backend._reader, store.backend._writer_conn):
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2          # FULL
