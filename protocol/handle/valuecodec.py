@@ -16,6 +16,7 @@ from protocol.wire import Reader, Writer
 
 MIN_VALUE_SIZE = 4 + 4 + 1 + 4 + 1 + 4 + 4 + 4   # every field present, all empty
 _U32 = 0xFFFFFFFF
+_LENGTH = struct.Struct(">I")
 _FIXED = struct.Struct(">IIBIBI")       # index, timestamp, ttl type, ttl, permissions, type length
 
 
@@ -41,10 +42,11 @@ def write_value(w: Writer, v: HandleValue, stamp: int = 0) -> None:
         vtype = v.type.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"cannot encode value {v.index}: its type is not UTF-8") from None
-    # One pack for the fixed fields (this runs for every value of every cold answer).
-    w.raw(_FIXED.pack(v.index, timestamp, 1 if v.ttl_absolute else 0, v.ttl, v.permissions, len(vtype)))
-    w.raw(vtype).blob(v.data).u32(len(v.references))
-    for ref in v.references:
+    # One write per value (this runs for every value of every write and every cold answer).
+    data, refs = v.data, v.references
+    w.raw(b"".join((_FIXED.pack(v.index, timestamp, 1 if v.ttl_absolute else 0, v.ttl, v.permissions, len(vtype)),
+                    vtype, _LENGTH.pack(len(data)), data, _LENGTH.pack(len(refs)))))
+    for ref in refs:
         if not 0 <= ref.index <= _U32:
             raise ValueError(f"cannot encode reference index {ref.index}")
         w.string(ref.handle).u32(ref.index)
