@@ -154,3 +154,26 @@ async def test_rows_without_reply_ready_values_are_answered_alike(hs):
         assert conn.execute("UPDATE handles SET ready = NULL").rowcount > 0
     assert (await hs.store.get_handle(PRODUCT)).ready is None
     assert await plain(service, data) == ready == await slow(service, data)
+
+
+async def test_small_records_are_spliced_byte_for_byte(hs):
+    """A one-datagram record (a URL and an HS_ADMIN, as most industrial
+    identifiers are): the fast tier's spliced answer, over TCP and UDP, is
+    the full tier's, from the reply-ready values and from the stored ones."""
+    import sqlite3
+    from protocol.values import HandleValue
+    from protocol.valuetypes import AdminRef
+    handle = "88.118.8/SN-small-1"
+    await hs.store.put_handle(handle, [HandleValue(1, "URL", b"https://acme.example/t/SN-small-1"),
+                                       HandleValue(100, "HS_ADMIN", AdminRef("88.118.8/ADMIN", 300).encode())],
+                              mode="create", actor="test")
+    data = request(handle, 10, 0, 0, 31)
+    full = await slow(hs.service, data)
+    for ready in (True, False):
+        hs.service.pipeline.cache.clear()
+        if not ready:
+            with sqlite3.connect(hs.store.backend.path) as conn:
+                conn.execute("UPDATE handles SET ready = NULL")
+        assert await plain(hs.service, data) == full                  # the miss, read inline
+        assert fast(hs.service, data, "tcp") == full                  # the hit
+        assert fast(hs.service, data, "udp") == split_datagrams(full) and len(split_datagrams(full)) == 1
