@@ -99,8 +99,9 @@ def _cache_supported() -> bool:
 def _node(run: Run, cache_on: bool) -> Iterator[servers.Server]:
     env = {"IDNODE_LOG_LEVEL": "warning", "IDNODE_CACHE_ENABLED": "1" if cache_on else "0"}
     hs = not run.hs_note
+    workers = ["--workers", str(run.opts.workers)] if run.workers_flag else []
     node = servers.start_node(run.home.path, env=env, cpus=run.plan.server, log=run.tmp / "node.log", hs=hs,
-                              probe_handle=measure.probe_handle(), extra=["--workers", str(run.opts.workers)] if run.workers_flag else [])
+                              probe_handle=measure.probe_handle(), extra=workers)
     if hs and node.hs_port is None:
         run.hs_note = f"HS servers not available: {node.note}"
     try:

@@ -14,9 +14,10 @@ needs a registry read, several times the work of a hit; under a flood of
 unknown identifiers those reads would take the loop from reading the socket,
 and the kernel would drop found and not-found requests alike. So misses wait
 in a queue of at most :data:`MAX_QUEUED_MISSES` and are answered between
-reads (on a store that reads inline, right there; else each in a task), once per turn of the event loop: up to :data:`MISSES_PER_TICK` when
-the socket has nothing more to read, one while datagrams wait in it (the
-node is behind: reading, and so the hits, come first). A full queue drops
+reads (on a store that reads inline, right there; else each in a task),
+once per turn of the event loop: up to :data:`MISSES_PER_TICK` when the
+socket has nothing more to read, one while datagrams wait in it (the node
+is behind: reading, and so the hits, come first). A full queue drops
 its oldest miss (its client has likely given up), counted as ``shed``. Hits
 are answered as they are read, never queued.
 
