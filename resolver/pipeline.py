@@ -45,14 +45,12 @@ class Pipeline:
             cache = self.cache_stage.cache           # the cache's own lookup when there is one: one call less
             self.cached: Callable[[str], Entry | None] = cache.lookup if cache is not None else self.cache_stage.peek
             self._after_peek = self.cache_stage.miss
+            self._after_peek_now = self.cache_stage.miss_now if self.cache_stage.next_now is not None else None
         else:
             self.cached = lambda key: None
             self._after_peek = self.resolve
-        self.cache = self.cache_stage.cache if self.cache_stage is not None else None
-        if self.cache_stage is stages[0]:
-            self._after_peek_now = self.cache_stage.miss_now if self.cache_stage.next_now is not None else None
-        else:
             self._after_peek_now = getattr(stages[0], "resolve_now", None)
+        self.cache = self.cache_stage.cache if self.cache_stage is not None else None
         self.reads_inline = self._after_peek_now is not None
 
     def lookup(self, query: Query) -> "Entry | Awaitable[Entry]":

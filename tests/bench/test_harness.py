@@ -123,13 +123,18 @@ def test_ceilings_summary_and_plots_are_written(run):
         assert all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def _bench_hs_udp_hot(out: Path, *options: str) -> None:
+    """A quick ``idnode bench hs-udp-hot`` of 100 identifiers into ``out``, which must succeed."""
+    proc = subprocess.run([str(IDNODE), "bench", "hs-udp-hot", "--quick", "--size", "100", "--warmup", "0.1",
+                           *options, "--output", str(out)],
+                          capture_output=True, text=True, timeout=DEADLINE,
+                          env={"PATH": str(Path(sys.executable).parent), "HOME": str(out)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_small_records_run_and_are_named_and_recorded_as_such(tmp_path):
     """``--records small``: seeded small, the HS ceiling answers like the node, files say ``small``."""
-    proc = subprocess.run([str(IDNODE), "bench", "hs-udp-hot", "--quick", "--records", "small", "--size", "100",
-                           "--duration", "0.2", "--warmup", "0.1", "--output", str(tmp_path)],
-                          capture_output=True, text=True, timeout=DEADLINE,
-                          env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _bench_hs_udp_hot(tmp_path, "--records", "small", "--duration", "0.2")
     e = _result(tmp_path, "small-hs-udp-hot")
     assert e["records"] == "small" and e["context"]["options"]["records"] == "small"
     assert "small records" in next(tmp_path.glob("*-small-summary.md")).read_text()
@@ -146,11 +151,7 @@ def test_small_records_run_and_are_named_and_recorded_as_such(tmp_path):
 def test_a_node_of_two_workers_is_measured_as_one(tmp_path):
     """``--workers 2``: the node runs two workers (both on the node's core), its
     CPU is the whole process tree's, and the files say ``w2``."""
-    proc = subprocess.run([str(IDNODE), "bench", "hs-udp-hot", "--quick", "--workers", "2", "--size", "100",
-                           "--duration", "0.3", "--warmup", "0.1", "--output", str(tmp_path)],
-                          capture_output=True, text=True, timeout=DEADLINE,
-                          env={"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _bench_hs_udp_hot(tmp_path, "--workers", "2", "--duration", "0.3")
     e = _result(tmp_path, "w2-hs-udp-hot")
     assert e["context"]["options"]["workers"] == 2
     assert "node workers: 2" in next(tmp_path.glob("*-w2-summary.md")).read_text()
