@@ -3,7 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
-# `make bench SCENARIOS="hs-udp-hot rest-cold"` runs only those (see `idnode bench --list`).
+# `make bench` runs every row of the targets table (`idnode bench --targets`, about 40 minutes: it seeds 10M
+# identifiers for the scale rows); `make bench SCENARIOS="hs-udp-hot rest-cold"` runs only those
+# (see `idnode bench --list`), `make bench SCENARIOS=all` every scenario.
 SCENARIOS ?=
 # `make bench RECORDS=small` (or mixed): the kind of records (`idnode bench --records`; default large).
 RECORDS ?=
@@ -30,9 +32,9 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -qq -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-# Full run: 1M identifiers, 10 s per run; results, table and plots in bench/results/.
+# Full runs: 1M identifiers, 10 s per run; results, tables and plots in bench/results/.
 bench: $(BENCH_STAMP)
-	$(BIN)/idnode bench $(if $(RECORDS),--records $(RECORDS)) $(SCENARIOS)
+	$(BIN)/idnode bench $(if $(SCENARIOS),$(if $(RECORDS),--records $(RECORDS)) $(SCENARIOS),--targets)
 
 # Smoke run (under 2 minutes, 10k identifiers): checks the harness works, not a timing.
 bench-quick: $(BENCH_STAMP)

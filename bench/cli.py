@@ -47,10 +47,16 @@ mixed the names start <date>-small- or <date>-mixed-."""
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Worker processes of the node (`serve --workers N`), all on the node's core: compare the "
                    "CPU per 1k requests of 1 and 2.")
+@click.option("--targets", "targets", is_flag=True,
+              help="Every row of the resolution path's targets (`make bench`): small, large, two-worker and "
+                   "scale runs and the cache's memory, then <date>-targets.md. Scenario words are not taken.")
+@click.option("--scale-to", type=click.IntRange(1), metavar="N",
+              help="With --targets: the large side of the scale rows (default 10,000,000; 100,000 with --quick), "
+                   "read against 10,000 identifiers (2,000 with --quick).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, warmup: float | None, quick: bool,
           output: Path | None, procs: int | None, http_generator: str, records: str, workers: int,
-          list_only: bool) -> None:
+          targets: bool, scale_to: int | None, list_only: bool) -> None:
     """Benchmark the node against ceilings measured in the same run."""
     from . import runner
     from .scenarios import SCENARIOS, UnknownScenario, select
@@ -58,6 +64,11 @@ def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, 
     if list_only:
         for s in SCENARIOS:
             click.echo(f"{s.name:20} {s.doc}")
+        return
+    if targets:
+        if scenarios:
+            raise click.UsageError("--targets runs its own scenarios: name none")
+        _targets(quick, size, duration, warmup, output, procs, http_generator, scale_to)
         return
     try:
         chosen = select(scenarios)
@@ -68,5 +79,19 @@ def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, 
                          workers=workers)
     summary = runner.run(opts, chosen, say=click.echo)
     failed = [n for n, e in summary["results"].items() if e.get("failed")]
+    if failed:
+        raise click.ClickException(f"{len(failed)} scenario(s) failed: {', '.join(failed)}")
+
+
+def _targets(quick: bool, size: int | None, duration: float | None, warmup: float | None, output: Path | None,
+             procs: int | None, http_generator: str, scale_to: int | None) -> None:
+    from . import runner, suite
+
+    opts = runner.preset(quick=quick, size=size, duration=duration, open_duration=duration, warmup=warmup,
+                         output=output, procs=procs, http_generator=http_generator)
+    done = suite.run_suite(opts, scale_from=2_000 if quick else 10_000,
+                           scale_to=scale_to or (100_000 if quick else 10_000_000),
+                           memory_entries=min(opts.size, 1_000_000), say=click.echo)
+    failed = [f"{label}/{n}" for label, r in done["runs"].items() for n, e in r["results"].items() if e.get("failed")]
     if failed:
         raise click.ClickException(f"{len(failed)} scenario(s) failed: {', '.join(failed)}")

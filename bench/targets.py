@@ -14,7 +14,7 @@ from typing import Iterator
 IMPORT_RATE = 100_000           # rows/s: the import's target is absolute
 
 
-def _per_core(e: dict) -> float | None:
+def per_core(e: dict) -> float | None:
     """Requests per CPU-second of the node."""
     busy = (e.get("node") or {}).get("busy")
     rps = e.get("throughput_rps")
@@ -35,8 +35,8 @@ def rows(results: dict, records: str) -> Iterator[tuple[str, str, str, bool]]:
             yield (f"{label} hot against its bare server, per core", f"{hot['cpu_ratio']:.2f}",
                    f">= {target:.2f}", hot["cpu_ratio"] >= target)
         cold = results.get(f"{proto}-cold")
-        if _ok(hot) and _ok(cold) and _per_core(hot) and _per_core(cold):
-            ratio = _per_core(cold) / _per_core(hot)
+        if _ok(hot) and _ok(cold) and per_core(hot) and per_core(cold):
+            ratio = per_core(cold) / per_core(hot)
             yield (f"{label} cold (cache off) against hot, per core", f"{ratio:.2f}", ">= 0.50", ratio >= 0.5)
     open_udp = results.get("hs-udp-hot-open")
     ceiling = (open_udp or {}).get("ceiling") or {}
