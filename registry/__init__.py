@@ -7,12 +7,14 @@ import os
 from pathlib import Path
 
 from .errors import NotInitialised, StoreUnavailable
+from .redis_keys import RedisOptions
 from .rules import Registry
 from .secrets import NodeKey
 from .store import Store
 from .validation import SizeLimits
 
 SQLITE = "sqlite://"
+REDIS_SCHEMES = frozenset({"redis", "rediss", "redis+cluster", "rediss+cluster"})
 DEFAULT_DB = "registry.sqlite3"
 NODE_KEY_FILE = "node.key"
 
@@ -43,10 +45,16 @@ def sqlite_path(url: str) -> Path:
 
 
 def open_store(url: str | None, *, home: str | os.PathLike, create: bool = True,
-               limits: SizeLimits = SizeLimits()) -> Store:
+               limits: SizeLimits = SizeLimits(), redis: RedisOptions | None = None) -> Store:
     """The store at ``url`` (None or "": the embedded store in ``home``); the
-    caller awaits ``open()`` and ``close()``. The node key is ``<home>/node.key``;
-    every write obeys ``limits``.
+    caller awaits ``open()`` and ``close()``. The node key is ``<home>/node.key``
+    whatever the URL (it never goes into a shared store); every write obeys
+    ``limits``.
+
+    ``sqlite:///path`` is the embedded store; ``redis://host:port/db``,
+    ``rediss://`` (TLS) and ``redis+cluster://host:port,host:port`` are a
+    Redis or a Redis Cluster, written as ``redis`` says (default: wait for no
+    replica on a single Redis, for one on a cluster).
 
     With ``create=False`` a store that does not exist yet is refused
     (NotInitialised) instead of being set up, so a mistyped ``--home`` does
@@ -55,12 +63,25 @@ def open_store(url: str | None, *, home: str | os.PathLike, create: bool = True,
     home = Path(home)
     url = url or default_url(home)
     scheme = url.partition("://")[0]
+    key_path = home / NODE_KEY_FILE
+    if scheme in REDIS_SCHEMES:
+        from .redis_backend import RedisBackend      # imported when chosen: it brings redis-py
+
+        options = redis or RedisOptions(replicas=1 if scheme.endswith("+cluster") else 0)
+        backend = RedisBackend(url, options)
+        if not create:
+            if not key_path.exists():
+                raise NotInitialised(f"no node in {home} (no {key_path}); run `idnode init` first, or copy the "
+                                     "node key of the instances that share this store")
+            return Registry(backend, NodeKey.load(key_path), limits)
+        _make_home(home)
+        return Registry(backend, NodeKey.load_or_create(home), limits)
     if scheme != "sqlite":
-        raise StoreUnavailable(f"unknown store URL scheme {scheme!r} in {url!r}; this node knows sqlite://")
-    from .sqlite import SQLiteBackend      # imported when chosen: later backends bring their own clients
+        raise StoreUnavailable(f"unknown store URL scheme {scheme!r} in {url!r}; this node knows sqlite://, "
+                               "redis://, rediss:// and redis+cluster://")
+    from .sqlite import SQLiteBackend
 
     path = sqlite_path(url)
-    key_path = home / NODE_KEY_FILE
     if not create:
         if not path.exists():
             raise NotInitialised(f"no node in {home} (no {path}); run `idnode init` first")

@@ -110,6 +110,14 @@ class Backend(abc.ABC):
     async def transact(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(tx, *args)`` atomically; its result."""
 
+    def batch_groups(self, keys: Sequence[str]) -> list[list[int]]:
+        """How a batch of identifiers (their keys, in order) is split into
+        atomic writes: lists of indexes, each written in one transaction. One
+        group (the whole batch) unless the backend cannot write all at once
+        (a cluster: one group per shard, so identifiers with the same key
+        always share a group)."""
+        return [list(range(len(keys)))]
+
     # -- reads ------------------------------------------------------------------
     #: Whether :meth:`read_now` answers on the caller's thread (an embedded
     #: store's point read, which never waits on the network): the node then

@@ -314,9 +314,11 @@ class Registry(Store):
         info = replace(info, created=info.created or int(w.tx.now))
         w.tx.put_prefix(key, info)
         w.log("prefix.create", info.prefix, "", self._prefix_digest(info))
-        if w.tx.rows([h.key]):
-            raise HandleExists(f"{h.text} already exists")
-        record = self._store(w, h, None, values, "handle.create")
+        # No write lands under a prefix that is not allocated, so a row here is
+        # what a creation interrupted between its two writes on a cluster left
+        # behind (registry.redis_backend): this creation takes it over.
+        old = w.tx.rows([h.key]).get(h.key)
+        record = self._store(w, h, old, values, "handle.create" if old is None else "handle.replace")
         if admin is not None:
             self._put_admin(w, admin, h, record.handle, info.prefix)
 
@@ -427,8 +429,10 @@ class Registry(Store):
                              expect[i] if expect is not None else None))
             except RegistryError as exc:
                 results[i] = ItemResult(label, exc.code, str(exc))
-        if good:
-            await self._write(self._batch_tx, actor, good, results, bool(overwrite), decide)
+        if good:        # one transaction per group (the whole batch unless the backend splits it)
+            for group in self.backend.batch_groups([g[2].key for g in good]):
+                part = good if len(group) == len(good) else [good[i] for i in group]
+                await self._write(self._batch_tx, actor, part, results, bool(overwrite), decide)
         return results  # type: ignore[return-value]
 
     def _batch_tx(self, w: _Work, good: list, results: list, overwrite: bool, decide: Decide | None) -> None:

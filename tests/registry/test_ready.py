@@ -25,16 +25,11 @@ def expected(values) -> bytes:
     return w.getvalue()
 
 
-def raw_ready(db_path, key: str) -> bytes | None:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT ready FROM handles WHERE key = ?", (key,)).fetchone()[0]
-
-
 MIXED = [url(1, "https://acme.example/p/1"), HandleValue(2, "EMAIL", b"ops@acme.example", permissions=ADMIN_ONLY),
          seckey("a secret", 3), HandleValue(4, "DESC", b"\xe4\xba\xa7\xe5\x93\x81", ttl=60)]
 
 
-async def test_each_write_path_keeps_the_public_values_ready(store, db_path):
+async def test_each_write_path_keeps_the_public_values_ready(store, place):
     await store.put_handle("88.118.8/one", MIXED, mode="create", actor="t")
     await store.register_batch([("88.118.8/two", MIXED), ("88.118.8/three", [url(1, "https://x/")])],
                                overwrite=False, actor="t")
@@ -42,7 +37,7 @@ async def test_each_write_path_keeps_the_public_values_ready(store, db_path):
     await store.register_batch([("88.118.8/two", [url(1, "https://y/")])], overwrite=True, actor="t")
     for handle in ("88.118.8/one", "88.118.8/two", "88.118.8/three"):
         record = await store.get_handle(handle)
-        assert record.ready == raw_ready(db_path, handle.lower()) == expected(record.values), handle
+        assert record.ready == place.raw_ready(handle.lower()) == expected(record.values), handle
         assert all(v.timestamp for v in record.values)                 # stamped as the stored form is
     one = await store.get_handle("88.118.8/one")
     assert one.ready == expected([one.values[0]])                     # the admin-only value is left out

@@ -1,0 +1,621 @@
+"""The Redis backend: a single Redis or a Redis Cluster (storage only; the
+rules are in :mod:`registry.rules`, the key layout in :mod:`registry.redis_keys`).
+
+**Writes.** :meth:`RedisBackend.transact` runs ``fn(tx)`` on a writer thread
+against a transaction view that reads straight from Redis, remembers the
+version token of every record it read, and buffers every write. The commit
+is one Lua script: it checks that no record read has changed since (each
+record hash carries a fresh random token ``v`` per write, so a delete and a
+re-create is a change too), checks every key it will write holds the type
+it expects, and only then writes. A changed record means another writer got
+there first: ``fn`` runs again on what is there now (optimistic concurrency;
+``fn`` is plain code and may run again, see :mod:`registry.backend`). The
+script either writes everything or nothing.
+
+On a cluster a script may touch one slot only. Almost every write of the
+rules touches one slot (one identifier and its shard's audit stream and
+counter, or the node-wide keys; :mod:`registry.redis_keys`), and a batch
+is split by shard (:meth:`batch_groups`): atomic per shard, which is per
+identifier. Reads of another slot made in a write (a prefix's state, when an
+identifier is written) are not re-checked at commit on a cluster. The one
+write of two slots, creating a prefix (its admin identifier, then its row),
+commits slot by slot with the node-wide slot last; if it stops between, the
+admin identifier stands under a prefix that does not exist, where no write
+can reach it, and creating the prefix again takes it over.
+
+**Durability.** With ``replicas`` > 0 the script and a ``WAIT replicas
+timeout`` go down one connection to the master of the slot: the write is
+acknowledged only when that many replicas hold it. Fewer in time, and the
+write is reported failed (it may still be there: the script ran).
+
+**Reads** are async (redis.asyncio): a resolution is one pipelined round
+trip for the record and its prefix's state. Each record carries a CRC of
+what the node wrote; a record that fails it, or a key of the wrong type,
+is reported corrupt for that identifier (RC 2) and logged.
+
+**Failures.** Connection pools, timeouts and retries with exponential
+backoff are redis-py's (``Retry``, ``ExponentialBackoff``); a write that
+cannot commit within ``deadline`` seconds fails with StoreUnavailable
+(RC 3, REST 503), and so does a read that cannot reach Redis, which the
+cache stage answers from stale entries. MOVED, ASK, TRYAGAIN, CLUSTERDOWN
+and READONLY (a failover under way) make the writer refresh the cluster's
+slot map and try again until the deadline.
+
+**The change feed** is the audit streams, one per shard: every process polls
+them every ``poll_interval`` seconds, from its own cursor per stream, so no
+change is missed across reconnects. Order: per identifier (per shard) in
+commit order; across shards by time only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import secrets
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, Collection, Sequence
+
+import cbor2
+import redis
+import redis.asyncio as aredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, ResponseError
+from redis.retry import Retry
+
+from . import redis_keys as K
+from .backend import Backend, ReadRow, Row, Tx
+from .errors import RegistryError, StoreUnavailable
+from .model import AdminIdentity, AuditEntry, PrefixInfo
+from .redis_keys import RedisOptions
+
+log = logging.getLogger("idnode.registry.redis")
+
+FEED_BATCH = 10_000           # audit entries read per stream per look; a reader further behind starts over
+_LIST_CHUNK = 64              # listing entries asked of one shard at a time
+_PREFIX_FIELDS = (b"prefix", b"owner", b"credit_code", b"contact", b"state", b"created")
+_TRANSIENT = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")
+
+# The commit. KEYS: every key checked or written. ARGV: the write's token, the
+# number of checks, then (key index, version seen) per check, then the writes:
+# (name, key index, expected type, argument count, arguments...). Returns 1
+# when written, 2 when this very commit was written before (a client retry
+# after a lost reply finds its own token), or the key of a changed record.
+_COMMIT = """
+local token = ARGV[1]
+local checks = tonumber(ARGV[2])
+local a = 3
+for i = 1, checks do
+  local k = KEYS[tonumber(ARGV[a])]
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= 'hash' then return {err = 'WRONGTYPE ' .. k} end
+  if redis.call('HGET', k, 'v') == token then return 2 end
+  a = a + 2
+end
+a = 3
+for i = 1, checks do
+  local have = redis.call('HGET', KEYS[tonumber(ARGV[a])], 'v') or ''
+  if have ~= ARGV[a + 1] then return KEYS[tonumber(ARGV[a])] end
+  a = a + 2
+end
+local first = a
+while a <= #ARGV do
+  local k, want = KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2]
+  local t = redis.call('TYPE', k)['ok']
+  if t ~= 'none' and t ~= want then return {err = 'WRONGTYPE ' .. k} end
+  a = a + 4 + tonumber(ARGV[a + 3])
+end
+a = first
+while a <= #ARGV do
+  local op, k, n = ARGV[a], KEYS[tonumber(ARGV[a + 1])], tonumber(ARGV[a + 3])
+  local from, to = a + 4, a + 3 + n
+  a = to + 1
+  if op == 'PUT' then
+    redis.call('DEL', k)
+    redis.call('HSET', k, 'v', token, unpack(ARGV, from, to))
+  elseif op == 'BUMP' then
+    if redis.call('EXISTS', k) == 1 then redis.call('HSET', k, 'v', token) end
+  else
+    redis.call(op, k, unpack(ARGV, from, to))
+  end
+end
+return 1
+"""
+
+_TYPES = {"PUT": "hash", "BUMP": "hash", "DEL": "hash", "HSET": "hash", "HDEL": "hash", "ZADD": "zset",
+          "ZREMRANGEBYLEX": "zset", "XADD": "stream", "INCRBY": "string"}
+
+
+class CorruptRecord(RegistryError):
+    """A key holds something this node did not write (RC 2)."""
+
+
+def _crc(handle: bytes, blob: bytes, ready: bytes | None) -> bytes:
+    return b"%08x" % zlib.crc32(ready or b"", zlib.crc32(blob, zlib.crc32(handle)))
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, ResponseError):
+        text = str(exc)
+        return text.startswith(_TRANSIENT) or any(f"error: {t}" in text for t in _TRANSIENT)   # or in a pipeline
+    return isinstance(exc, RedisError)
+
+
+def _entry(stream_id: bytes, tag: str, f: dict) -> AuditEntry:
+    return AuditEntry(K.seq_of(stream_id, tag), float(f[b"a"]), f[b"u"].decode(), f[b"o"].decode(), f[b"h"].decode(),
+                      f[b"b"].decode(), f[b"f"].decode())
+
+
+def _admin(data: bytes) -> AdminIdentity:
+    handle, index, scope, phash = cbor2.loads(data)
+    return AdminIdentity(handle, index, scope, phash)
+
+
+def _prefix(values: list) -> PrefixInfo | None:
+    if values[0] is None:
+        return None
+    p, owner, credit, contact, state, created = (v.decode() if v is not None else "" for v in values)
+    return PrefixInfo(p, owner, credit, contact, state, int(created or 0))
+
+
+class _RedisTx(Tx):
+    """One attempt of a write (see the module docstring)."""
+
+    def __init__(self, backend: "RedisBackend", now: float) -> None:
+        self._b = backend
+        self.now = now
+        self.checks: dict[str, bytes] = {}                   # record key -> version seen (b"": absent)
+        self.ops: list[tuple[str, str, list]] = []
+        self.counts: dict[str, int] = {}
+        self.audit: list[AuditEntry] = []
+        self._prefix_keys: dict[str, str] = {}               # handle key -> its prefix key, as read
+
+    def _pipe(self):
+        return self._b._sync.pipeline(transaction=False)
+
+    def _seen(self, key: str, version: bytes | None) -> None:
+        self.checks.setdefault(key, version or b"")
+
+    def rows(self, keys: Collection[str]) -> dict[str, Row]:
+        keys = list(keys)
+        pipe = self._pipe()
+        for k in keys:
+            pipe.hmget(K.row(k), "h", "p", "b", "v")
+        out = {}
+        for k, (h, p, b, v) in zip(keys, pipe.execute()):
+            self._seen(K.row(k), v)
+            if h is None or p is None or b is None:
+                if v is not None or h is not None:
+                    raise self._b.corrupt(k)
+                continue
+            self._prefix_keys[k] = p.decode()
+            out[k] = Row(k, h.decode(), p.decode(), b)
+        return out
+
+    def put_rows(self, rows: Sequence[Row]) -> None:
+        ops = self.ops
+        for r in rows:
+            handle = r.handle.encode()
+            fields = [b"h", handle, b"p", r.prefix_key, b"b", r.blob, b"c", _crc(handle, r.blob, r.ready)]
+            if r.ready is not None:
+                fields += [b"r", r.ready]
+            tag = K.shard(r.key)
+            ops.append(("PUT", K.row(r.key, tag), fields))
+            ops.append(("ZADD", K.listing(tag, r.prefix_key), [0, K.list_member(r.key, r.handle)]))
+            self._prefix_keys[r.key] = r.prefix_key
+
+    def delete_row(self, key: str) -> None:
+        tag = K.shard(key)
+        prefix_key = self._prefix_keys.get(key)
+        if prefix_key is None:
+            prefix_key = (self._b._sync.hget(K.row(key, tag), "p") or b"").decode() or key.partition("/")[0]
+        self.ops += [("DEL", K.row(key, tag), []), ("DEL", K.admins(key, tag), []),
+                     ("ZREMRANGEBYLEX", K.listing(tag, prefix_key), [f"[{key}\x00", f"({key}\x01"])]
+
+    def prefix(self, key: str) -> PrefixInfo | None:
+        values = self._b._sync.hmget(K.prefix(key), *_PREFIX_FIELDS, b"v")
+        self._seen(K.prefix(key), values[-1])
+        return _prefix(values[:-1])
+
+    def prefix_states(self, keys: Collection[str]) -> dict[str, str]:
+        keys = list(keys)
+        pipe = self._pipe()
+        for k in keys:
+            pipe.hmget(K.prefix(k), "state", "v")
+        out = {}
+        for k, (state, v) in zip(keys, pipe.execute()):
+            self._seen(K.prefix(k), v)
+            if state is not None:
+                out[k] = state.decode()
+        return out
+
+    def put_prefix(self, key: str, info: PrefixInfo) -> None:
+        values = (info.prefix, info.owner, info.credit_code, info.contact, info.state, str(info.created))
+        self.ops.append(("PUT", K.prefix(key), [x for pair in zip(_PREFIX_FIELDS, values) for x in pair]))
+        self.ops.append(("ZADD", K.PREFIXES, [0, key]))
+
+    def admins(self, handle_keys: Collection[str]) -> dict[str, list[AdminIdentity]]:
+        keys = list(handle_keys)
+        pipe = self._pipe()
+        for k in keys:
+            pipe.hgetall(K.admins(k))
+            pipe.hget(K.row(k), "v")
+        replies = pipe.execute()
+        out: dict[str, list[AdminIdentity]] = {}
+        for i, k in enumerate(keys):
+            found, version = replies[2 * i], replies[2 * i + 1]
+            self._seen(K.row(k), version)
+            if found:
+                try:
+                    out[k] = sorted((_admin(v) for v in found.values()), key=lambda a: a.index)
+                except (ValueError, TypeError, cbor2.CBORDecodeError):
+                    raise self._b.corrupt(k) from None
+        return out
+
+    def put_admin(self, handle_key: str, admin: AdminIdentity) -> None:
+        data = cbor2.dumps([admin.handle, admin.index, admin.scope, admin.password_hash])
+        self.ops += [("HSET", K.admins(handle_key), [str(admin.index), data]), ("BUMP", K.row(handle_key), [])]
+
+    def delete_admin(self, handle_key: str, index: int) -> None:
+        self.ops += [("HDEL", K.admins(handle_key), [str(index)]), ("BUMP", K.row(handle_key), [])]
+
+    def meta(self, name: str) -> Any:
+        value, version = self._b._sync.hmget(K.meta(name), "value", "v")
+        self._seen(K.meta(name), version)
+        return cbor2.loads(value) if value is not None else None
+
+    def set_meta(self, name: str, value: Any) -> None:
+        self.ops.append(("PUT", K.meta(name), [b"value", cbor2.dumps(value)]))
+
+    def add_count(self, name: str, delta: int) -> None:
+        if delta:
+            self.counts[name] = self.counts.get(name, 0) + delta
+
+    def log(self, entries: Sequence[AuditEntry]) -> None:
+        self.audit += entries
+
+
+class RedisBackend(Backend):
+    """A single Redis or a Redis Cluster (see the module docstring)."""
+
+    def __init__(self, url: str, options: RedisOptions = RedisOptions()) -> None:
+        self.target = K.parse_url(url)
+        self.options = options
+        self._sync: Any = None
+        self._async: Any = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._commit_script: Any = None
+
+    def __repr__(self) -> str:
+        return repr(self.target)
+
+    @property
+    def cluster(self) -> bool:
+        return self.target.cluster
+
+    # -- lifecycle --------------------------------------------------------------
+    def _client_kwargs(self, timeout: float) -> dict:
+        t = self.target
+        kw = dict(socket_timeout=timeout, socket_connect_timeout=self.options.timeout,
+                  retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), 2),
+                  username=t.username, password=t.password, ssl=t.tls, health_check_interval=15)
+        if not t.cluster:
+            kw["db"] = t.db
+        return kw
+
+    def _clients(self) -> tuple[Any, Any]:
+        """The writer's client (its socket timeout leaves room for WAIT) and the readers'."""
+        t, o = self.target, self.options
+        write = self._client_kwargs(o.timeout + (o.replica_timeout if o.replicas else 0.0))
+        read = self._client_kwargs(o.timeout)
+        if t.cluster:
+            return (redis.RedisCluster(startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in t.nodes], **write),
+                    aredis.RedisCluster(startup_nodes=[aredis.cluster.ClusterNode(h, p) for h, p in t.nodes], **read))
+        (host, port), = t.nodes
+        return redis.Redis(host=host, port=port, **write), aredis.Redis(host=host, port=port, **read)
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        try:
+            self._sync, self._async = await asyncio.to_thread(self._clients)
+            await self._async.ping()
+        except RedisError as exc:
+            await self.close()
+            raise StoreUnavailable(f"cannot reach the Redis store {self.target!r}: {exc}") from None
+        self._commit_script = self._sync.register_script(_COMMIT)
+        self._writer = ThreadPoolExecutor(self.options.writers, thread_name_prefix="idnode-redis-writer")
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    def _reader(self) -> Any:
+        if self._async is None:
+            raise StoreUnavailable("the store is not open")
+        return self._async
+
+    def corrupt(self, key: str) -> CorruptRecord:
+        log.error("corrupt record in the Redis store for %s: it holds something this node did not write", key)
+        return CorruptRecord(f"the stored record of {key} is corrupt")
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"the Redis store {self.target!r} is unavailable ({type(exc).__name__}: {exc})")
+
+    # -- writes -----------------------------------------------------------------------
+    def batch_groups(self, keys: Sequence[str]) -> list[list[int]]:
+        if not self.cluster:
+            return [list(range(len(keys)))]
+        groups: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(K.shard(k), []).append(i)
+        return list(groups.values())
+
+    async def transact(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._writer is None:
+            raise StoreUnavailable("the store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._transaction, fn, args)
+
+    def _transaction(self, fn: Callable[..., Any], args: tuple) -> Any:
+        deadline = time.monotonic() + self.options.deadline
+        now = time.time()
+        pause = 0.005
+        while True:
+            tx = _RedisTx(self, now)
+            try:
+                result = fn(tx, *args)
+                if self._commit(tx):
+                    return result
+                why: BaseException | None = None
+            except ResponseError as exc:
+                text = str(exc)
+                if "WRONGTYPE" in text:
+                    raise self.corrupt(text[text.index("WRONGTYPE") + 10:].split(" ")[0] or "a record") from None
+                if not _transient(exc):
+                    raise StoreUnavailable(f"the Redis store refused the write: {exc}") from None
+                why = exc
+                self._refresh()
+            except RedisError as exc:
+                why = exc
+                self._refresh()
+            if time.monotonic() + pause > deadline:
+                if why is None:
+                    raise StoreUnavailable("the record kept changing under concurrent writes; try again")
+                raise self._unavailable(why)
+            time.sleep(pause * (0.5 + secrets.randbelow(1000) / 1000))
+            pause = min(pause * 2, 0.25)
+
+    def _refresh(self) -> None:
+        if self.cluster:
+            try:
+                self._sync.nodes_manager.initialize()
+            except RedisError:
+                pass
+
+    def _commit(self, tx: _RedisTx) -> bool:
+        """One script per slot on a cluster (node-wide keys last), one in all on a single Redis."""
+        ops = tx.ops
+        if not ops and not tx.counts and not tx.audit:
+            return True
+        tags = sorted({K.tag_of(k) for _, k, _ in ops} or {K.GLOBAL}, key=lambda t: (t == K.GLOBAL, t))
+        ops = ops + [("INCRBY", K.counter(tags[0], name), [delta]) for name, delta in tx.counts.items()]
+        stream = K.audit(tags[-1])           # the write's audit entries, in its order, with its last slot
+        ops += [("XADD", stream, ["*", b"a", repr(e.at), b"u", e.actor, b"o", e.operation, b"h", e.handle,
+                                  b"b", e.before_digest, b"f", e.after_digest]) for e in tx.audit]
+        token = secrets.token_hex(8)
+        if not self.cluster:
+            return self._commit_group(token, list(tx.checks.items()), ops)
+        for tag in tags:
+            if not self._commit_group(token, [(k, v) for k, v in tx.checks.items() if K.tag_of(k) == tag],
+                                      [op for op in ops if K.tag_of(op[1]) == tag]):
+                return False
+        return True
+
+    def _commit_group(self, token: str, checks: list[tuple[str, bytes]], ops: list[tuple[str, str, list]]) -> bool:
+        index: dict[str, int] = {}
+        keys: list[str] = []
+
+        def at(key: str) -> int:
+            i = index.get(key)
+            if i is None:
+                keys.append(key)
+                i = index[key] = len(keys)
+            return i
+
+        argv: list[Any] = [token, len(checks)]
+        for k, v in checks:
+            argv += [at(k), v]
+        for op, k, params in ops:
+            argv += [op, at(k), _TYPES[op], len(params), *params]
+        client = self._sync.get_redis_connection(self._sync.get_node_from_key(keys[0])) if self.cluster else self._sync
+        pipe = client.pipeline(transaction=False)
+        self._commit_script(keys=keys, args=argv, client=pipe)
+        if self.options.replicas:
+            pipe.execute_command("WAIT", self.options.replicas, int(self.options.replica_timeout * 1000))
+        replies = pipe.execute()
+        if replies[0] not in (1, 2):
+            return False                   # a record read has changed: run again
+        if self.options.replicas and replies[1] < self.options.replicas:
+            raise StoreUnavailable(f"the write reached the master but {replies[1]} of {self.options.replicas} "
+                                   f"replicas confirmed it within {self.options.replica_timeout:g} s; it may "
+                                   "or may not be kept")
+        return True
+
+    # -- reads --------------------------------------------------------------------------
+    def _row(self, key: str, h, b, p, r, c) -> ReadRow | None:
+        if h is None and b is None:
+            return None
+        if h is None or b is None or p is None or c != _crc(h, b, r):
+            raise self.corrupt(key)
+        return ReadRow(h.decode(), b, None, r)
+
+    async def read(self, key: str) -> ReadRow | None:
+        rows = await self.read_many([key])
+        return rows.get(key)
+
+    async def read_many(self, keys: Collection[str]) -> dict[str, ReadRow]:
+        keys = list(keys)
+        guessed = {k.partition("/")[0] for k in keys}
+        try:
+            pipe = self._reader().pipeline(transaction=False)
+            for k in keys:
+                pipe.hmget(K.row(k), "h", "b", "p", "r", "c")
+            for p in guessed:
+                pipe.hget(K.prefix(p), "state")
+            replies = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            raise self._unavailable(exc) from None
+        for reply in replies:
+            if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
+                continue
+            if isinstance(reply, BaseException):
+                raise self._unavailable(reply)
+        states = {p: s for p, s in zip(guessed, replies[len(keys):])}
+        out: dict[str, ReadRow] = {}
+        for k, reply in zip(keys, replies):
+            if isinstance(reply, BaseException):
+                raise self.corrupt(k)
+            row = self._row(k, *reply)
+            if row is None:
+                continue
+            prefix_key = reply[2].decode()
+            state = states.get(prefix_key)
+            if prefix_key not in states:
+                state = await self._call(self._reader().hget(K.prefix(prefix_key), "state"))
+            if isinstance(state, BaseException):
+                raise self.corrupt(prefix_key)
+            out[k] = ReadRow(row.handle, row.blob, state.decode() if state else None, row.ready)
+        return out
+
+    async def _call(self, awaitable):
+        try:
+            return await awaitable
+        except ResponseError as exc:
+            if str(exc).startswith("WRONGTYPE"):
+                return exc
+            raise self._unavailable(exc) from None
+        except RedisError as exc:
+            raise self._unavailable(exc) from None
+
+    async def read_prefix(self, key: str) -> PrefixInfo | None:
+        values = await self._call(self._reader().hmget(K.prefix(key), *_PREFIX_FIELDS))
+        if isinstance(values, BaseException):
+            raise self.corrupt(key)
+        return _prefix(values)
+
+    async def list_prefixes(self) -> list[PrefixInfo]:
+        keys = await self._call(self._reader().zrange(K.PREFIXES, 0, -1))
+        if not keys:
+            return []
+        pipe = self._reader().pipeline(transaction=False)
+        for k in keys:
+            pipe.hmget(K.prefix(k.decode()), *_PREFIX_FIELDS)
+        found = await self._call(pipe.execute())
+        return [p for p in map(_prefix, found) if p is not None]
+
+    async def read_admin(self, handle_key: str, index: int) -> AdminIdentity | None:
+        data = await self._call(self._reader().hget(K.admins(handle_key), str(index)))
+        if data is None:
+            return None
+        try:
+            return _admin(data)
+        except (ValueError, TypeError, cbor2.CBORDecodeError):
+            raise self.corrupt(handle_key) from None
+
+    async def list_keys(self, prefix_key: str, after: str | None, limit: int) -> list[tuple[str, str]]:
+        """A k-way merge of the shards' listings, each read ``_LIST_CHUNK`` at a time."""
+        if limit <= 0:
+            return []
+        tags = [K.GLOBAL] if f"{prefix_key}/".startswith(K.NODE_SUFFIX) else [t for t in K.ALL_TAGS if t != K.GLOBAL]
+        start = f"[{after}\x01" if after is not None else f"[{prefix_key}/"
+        stop = f"({prefix_key}0"
+        low = {t: start for t in tags}
+        heap: list[tuple[bytes, str]] = []
+        waiting = list(tags)
+        out: list[tuple[str, str]] = []
+        while len(out) < limit:
+            if waiting:
+                pipe = self._reader().pipeline(transaction=False)
+                for t in waiting:
+                    pipe.zrange(K.listing(t, prefix_key), low[t], stop, bylex=True, offset=0, num=_LIST_CHUNK)
+                replies = await self._call(pipe.execute())
+                for t, members in zip(waiting, replies):
+                    if members:
+                        for m in members:
+                            heapq.heappush(heap, (m, t if m is members[-1] and len(members) == _LIST_CHUNK
+                                                  else ""))
+                        low[t] = "(" + members[-1].decode()
+                waiting = []
+            if not heap:
+                break
+            member, refill = heapq.heappop(heap)
+            key, _, handle = member.decode().partition("\x00")
+            out.append((key, handle))
+            if refill:                       # the last of its shard's chunk: read that shard's next one
+                waiting.append(refill)
+        return out
+
+    async def read_meta(self, name: str) -> Any:
+        value = await self._call(self._reader().hget(K.meta(name), "value"))
+        if value is not None:
+            return cbor2.loads(value)
+        pipe = self._reader().pipeline(transaction=False)
+        for t in K.ALL_TAGS:
+            pipe.get(K.counter(t, name))
+        counts = [int(c) for c in await self._call(pipe.execute()) if c is not None]
+        return sum(counts) if counts else None
+
+    async def count_prefixes(self) -> int:
+        return await self._call(self._reader().zcard(K.PREFIXES))
+
+    # -- the audit log and the change feed ------------------------------------------------
+    async def _streams(self, starts: dict[str, str], count: int | None) -> dict[str, list[tuple[bytes, AuditEntry]]]:
+        pipe = self._reader().pipeline(transaction=False)
+        for tag, start in starts.items():
+            pipe.xrange(K.audit(tag), start, "+", count=count)
+        replies = await self._call(pipe.execute())
+        return {tag: [(i, _entry(i, tag, f)) for i, f in reply] for tag, reply in zip(starts, replies)}
+
+    @staticmethod
+    def _merged(found: dict[str, list[tuple[bytes, AuditEntry]]]) -> list[AuditEntry]:
+        return sorted((e for entries in found.values() for _, e in entries), key=lambda e: e.seq)
+
+    async def audit(self, since_seq: int, limit: int) -> list[AuditEntry]:
+        found = await self._streams({t: K.range_start(since_seq, t) for t in K.ALL_TAGS}, limit or None)
+        merged = self._merged(found)
+        return merged[:limit] if limit else merged
+
+    async def _last_ids(self) -> dict[str, str]:
+        pipe = self._reader().pipeline(transaction=False)
+        for t in K.ALL_TAGS:
+            pipe.xrevrange(K.audit(t), "+", "-", count=1)
+        replies = await self._call(pipe.execute())
+        return {t: (r[0][0].decode() if r else "0-0") for t, r in zip(K.ALL_TAGS, replies)}
+
+    async def last_seq(self) -> int:
+        return max((K.seq_of(i, t) for t, i in (await self._last_ids()).items() if i != "0-0"), default=0)
+
+    async def feed(self, poll_interval: float) -> AsyncIterator[list[AuditEntry] | None]:
+        cursors = await self._last_ids()
+        while True:
+            await asyncio.sleep(poll_interval)
+            found = await self._streams({t: f"({i}" for t, i in cursors.items()}, FEED_BATCH)
+            if any(len(entries) >= FEED_BATCH for entries in found.values()):
+                cursors = await self._last_ids()           # far behind: start over from here
+                yield None
+                continue
+            for tag, entries in found.items():
+                if entries:
+                    cursors[tag] = entries[-1][0].decode()
+            merged = self._merged(found)
+            if merged:
+                yield merged
