@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from protocol.quickinit import quick_init
 from protocol.values import HandleValue
 
-from .codec import decode_values
+from .codec import decode_values, digest
 
 # Prefix states. A disabled prefix keeps its identifiers, but the node serves
 # none of them and takes no writes under it until it is enabled again.
@@ -51,6 +51,12 @@ class HandleRecord:
             if self._keep:
                 self._values = values
         return values
+
+    def version(self) -> str | None:
+        """The digest of the stored form (what the audit log calls this record's
+        state, and a conditional write its version); None for a record not read
+        from the store."""
+        return digest(self._blob) if self._blob is not None else None
 
     def release(self) -> int:
         """Keep only the stored form from now on; the bytes that frees (estimated)."""
@@ -147,6 +153,7 @@ class Changes:
     handles: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
     everything: bool = False
+    versions: tuple[str, ...] = ()   # the feed's: each handle's digest after its last change ("" deleted)
 
     def __bool__(self) -> bool:
         return bool(self.handles or self.prefixes or self.everything)

@@ -73,6 +73,7 @@ from .redis_keys import RedisOptions
 
 log = logging.getLogger("idnode.registry.redis")
 
+REST_SECONDS = 1.0            # a master that failed a write is not written to for this long
 FEED_BATCH = 10_000           # audit entries read per stream per look; a reader further behind starts over
 _LIST_CHUNK = 64              # listing entries asked of one shard at a time
 _PREFIX_FIELDS = (b"prefix", b"owner", b"credit_code", b"contact", b"state", b"created")
@@ -287,6 +288,7 @@ class RedisBackend(Backend):
         self._async: Any = None
         self._writer: ThreadPoolExecutor | None = None
         self._commit_script: Any = None
+        self._resting: dict[str, float] = {}     # master name -> when it may be written to again
 
     def __repr__(self) -> str:
         return repr(self.target)
@@ -436,19 +438,38 @@ class RedisBackend(Backend):
             argv += [at(k), v]
         for op, k, params in ops:
             argv += [op, at(k), _TYPES[op], len(params), *params]
-        client = self._sync.get_redis_connection(self._sync.get_node_from_key(keys[0])) if self.cluster else self._sync
+        node = self._sync.get_node_from_key(keys[0]) if self.cluster else None
+        name = node.name if node is not None else ""
+        if self._resting.get(name, 0.0) > time.monotonic():
+            raise StoreUnavailable(f"the Redis master {name or self.target!r} failed a write moments ago (down, "
+                                   "failing over, or short of replicas); try again shortly")
+        client = self._sync.get_redis_connection(node) if node is not None else self._sync
         pipe = client.pipeline(transaction=False)
         self._commit_script(keys=keys, args=argv, client=pipe)
         if self.options.replicas:
             pipe.execute_command("WAIT", self.options.replicas, int(self.options.replica_timeout * 1000))
-        replies = pipe.execute()
+        try:
+            replies = pipe.execute()
+        except RedisError:
+            self._rest(name)
+            raise
         if replies[0] not in (1, 2):
             return False                   # a record read has changed: run again
         if self.options.replicas and replies[1] < self.options.replicas:
+            self._rest(name)
             raise StoreUnavailable(f"the write reached the master but {replies[1]} of {self.options.replicas} "
                                    f"replicas confirmed it within {self.options.replica_timeout:g} s; it may "
                                    "or may not be kept")
+        self._resting.pop(name, None)
         return True
+
+    def _rest(self, name: str) -> None:
+        """A master that just failed a write takes none for ``REST_SECONDS``:
+        the writes of its slots fail at once meanwhile instead of each waiting
+        out a timeout (a circuit breaker per master; a failover names a new one)."""
+        if len(self._resting) > 1024:
+            self._resting.clear()
+        self._resting[name] = time.monotonic() + REST_SECONDS
 
     # -- reads --------------------------------------------------------------------------
     def _row(self, key: str, h, b, p, r, c) -> ReadRow | None:
@@ -605,10 +626,24 @@ class RedisBackend(Backend):
         return max((K.seq_of(i, t) for t, i in (await self._last_ids()).items() if i != "0-0"), default=0)
 
     async def feed(self, poll_interval: float) -> AsyncIterator[list[AuditEntry] | None]:
+        """The audit streams from a cursor per stream. While Redis cannot be
+        reached the cursors stay where they are and the feed tries again each
+        poll, so an outage loses no change (and a reader's cache need not be
+        dropped: it keeps answering, stale within its bound, meanwhile)."""
         cursors = await self._last_ids()
+        away = False
         while True:
             await asyncio.sleep(poll_interval)
-            found = await self._streams({t: f"({i}" for t, i in cursors.items()}, FEED_BATCH)
+            try:
+                found = await self._streams({t: f"({i}" for t, i in cursors.items()}, FEED_BATCH)
+            except StoreUnavailable as exc:
+                if not away:
+                    log.warning("cannot read the change feed; trying again each poll", extra={"error": str(exc)})
+                away = True
+                continue
+            if away:
+                log.warning("the change feed is back")
+                away = False
             if any(len(entries) >= FEED_BATCH for entries in found.values()):
                 cursors = await self._last_ids()           # far behind: start over from here
                 yield None

@@ -34,7 +34,8 @@ from protocol.values import HandleValue, is_secret_type
 from .backend import Backend, ReadRow, Row, Tx
 from .codec import decode_values, digest, encode_values, ready_values, record_digest, secret_aad
 from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidValue, NodeKeyError, NotInitialised,
-                     PrefixDisabled, PrefixExists, PrefixNotFound, RecordChanged, RegistryError, ValueExists)
+                     PrefixDisabled, PrefixExists, PrefixNotFound, RecordChanged, RegistryError, StoreUnavailable,
+                     ValueExists)
 from .model import (ABSENT, DISABLED, ENABLED, AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page,
                     PrefixInfo, Versioned)
 from .secrets import NodeKey, hash_password
@@ -73,13 +74,15 @@ class _SecretTypes:
 
 def changes_from_audit(entries: Iterable[AuditEntry]) -> Changes:
     """What a run of audit entries changed, for caches."""
-    handles, prefixes = [], []
+    handles: dict[str, str] = {}            # handle -> its digest after its last change
+    prefixes = []
     for e in entries:
         if e.operation in _HANDLE_OPS:
-            handles.append(e.handle)
+            handles.pop(e.handle, None)
+            handles[e.handle] = e.after_digest
         elif e.operation in _PREFIX_OPS:
             prefixes.append(e.handle)
-    return Changes(tuple(handles), tuple(prefixes))
+    return Changes(tuple(handles), tuple(prefixes), versions=tuple(handles.values()))
 
 
 def _handle(handle: "str | Handle") -> Handle:
@@ -430,9 +433,16 @@ class Registry(Store):
             except RegistryError as exc:
                 results[i] = ItemResult(label, exc.code, str(exc))
         if good:        # one transaction per group (the whole batch unless the backend splits it)
-            for group in self.backend.batch_groups([g[2].key for g in good]):
+            groups = self.backend.batch_groups([g[2].key for g in good])
+            for group in groups:
                 part = good if len(group) == len(good) else [good[i] for i in group]
-                await self._write(self._batch_tx, actor, part, results, bool(overwrite), decide)
+                try:
+                    await self._write(self._batch_tx, actor, part, results, bool(overwrite), decide)
+                except StoreUnavailable as exc:
+                    if len(groups) == 1:
+                        raise               # nothing was written: the whole batch failed
+                    for i, label, *_ in part:      # the other groups stand: say which items did not
+                        results[i] = ItemResult(label, exc.code, str(exc))
         return results  # type: ignore[return-value]
 
     def _batch_tx(self, w: _Work, good: list, results: list, overwrite: bool, decide: Decide | None) -> None:

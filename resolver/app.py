@@ -19,9 +19,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from protocol.codes import RC
+from registry.errors import StoreUnavailable
 
 from . import batch, prefixes, proxy, rest
-from .core.errors import Refused
+from .core.errors import Refused, refused
 from .errors import RC_KEY, ApiError, error_response, from_refused
 from .hs import http as hs_http
 from .hs.service import HandleService
@@ -59,6 +60,10 @@ def instrument(node: Node, handler: Handler) -> Handler:
                 raise
             resp = error_response(exc.status, _STATUS_RC.get(exc.status, RC.ERROR), exc.reason,
                           request.match_info.get("handle"))
+        except StoreUnavailable as exc:     # the registry is away, wherever the request met it: RC 3, 503
+            log.warning("store unavailable", extra={"path": request.path, "error": str(exc)})
+            api = from_refused(refused(exc), request.match_info.get("handle"))
+            resp = error_response(api.status, api.code, api.message, api.handle, api.headers)
         except Exception:  # noqa: BLE001 - the last line of defence
             log.exception("unhandled error", extra={"path": request.path, "method": request.method})
             resp = error_response(500, RC.ERROR, "internal error", request.match_info.get("handle"))

@@ -174,6 +174,19 @@ class Cache:
         if self._on_evict is not None:
             self._on_evict()
 
+    def holds(self, key: str, version: str) -> bool:
+        """Whether the entry of ``key`` already answers with the record whose
+        stored form has digest ``version`` ("": no record). A change the
+        entry already shows need not drop it: a write this process read
+        back, told again by the change feed, leaves its entry standing, to
+        be served stale should the registry go away."""
+        entry = self._found.get(key) or self._missing.get(key)
+        if entry is None:
+            return False
+        if entry.record is None:
+            return version == ""
+        return entry.record.version() == version
+
     def invalidate(self, key: str) -> None:
         old = self._found.pop(key, None)
         if old is not None:

@@ -67,6 +67,8 @@ EXPORT_PAGE = 1000
 PASSWORD_ENV = "IDNODE_ADMIN_PASSWORD"
 PLUGIN_GROUP = "idnode.commands"      # entry points: name = "module:click_command"
 _HOME_HELP = "Node home: store and node key (default ./var; env IDNODE_HOME)."
+_STORE_HELP = ("Registry: sqlite:///PATH (default, in the home), redis://HOST:PORT/DB, rediss://... or "
+               "redis+cluster://HOST:PORT,HOST:PORT (env IDNODE_STORE; store.url).")
 _SHOWN_ONCE = "This secret is shown only now and will not be shown again: store it safely."
 
 
@@ -95,21 +97,25 @@ def _fail(message: str, status: int) -> None:
     sys.exit(status)
 
 
-def _home_here(ctx: click.Context, _param: click.Parameter, home: str | None) -> None:
-    """``--home`` given after a command's name: the same as before it, for this
-    command and those below it (the last one given wins)."""
-    obj = ctx.find_object(Cli)
-    if home is not None and obj is not None:
-        ctx.obj = replace(obj, overrides={**obj.overrides, "node.home": home})
+def _here(setting: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    """``--home`` or ``--store`` given after a command's name: the same as
+    before it, for this command and those below it (the last one given wins)."""
+    def callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        obj = ctx.find_object(Cli)
+        if value is not None and obj is not None:
+            ctx.obj = replace(obj, overrides={**obj.overrides, setting: value})
+    return callback
 
 
 class _TakesHome:
-    """Adds ``--home DIR`` to a command or group defined under the ``idnode`` group."""
+    """Adds ``--home DIR`` and ``--store URL`` to a command or group defined under the ``idnode`` group."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.params.append(click.Option(["--home"], metavar="DIR", expose_value=False, callback=_home_here,
+        self.params.append(click.Option(["--home"], metavar="DIR", expose_value=False, callback=_here("node.home"),
                                         help=_HOME_HELP))
+        self.params.append(click.Option(["--store"], metavar="URL", expose_value=False,
+                                        callback=_here("store.url"), help=_STORE_HELP))
 
 
 class _Command(_TakesHome, click.Command):
@@ -191,7 +197,8 @@ def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]], *, cre
     """Run ``await work(store)`` against the store of ``settings``, then close it
     (only ``init`` sets a store up; every other command goes through :func:`with_core`)."""
     async def main() -> T:
-        store = open_store(settings.store.url, home=settings.home, create=create, limits=settings.registry.limits())
+        store = open_store(settings.store.url, home=settings.home, create=create, limits=settings.registry.limits(),
+                           redis=settings.store.redis_options())
         await store.open()
         try:
             return await work(store)
@@ -262,15 +269,16 @@ def _url(ctx, param, value: str | None) -> str | None:
 @click.group(cls=_Idnode, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="idnode", prog_name="idnode", message="%(prog)s %(version)s")
 @click.option("--home", metavar="DIR", help=_HOME_HELP)
+@click.option("--store", metavar="URL", help=_STORE_HELP)
 @click.option("--config", "config", metavar="FILE", type=click.Path(dir_okay=False),
               help="TOML configuration file (env IDNODE_CONFIG; default: <home>/idnode.toml, "
                    "else config/idnode.toml, if present).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), help="Log lines on stderr (default text).")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, config: str | None, log_format: str | None) -> None:
+def cli(ctx: click.Context, home: str | None, store: str | None, config: str | None, log_format: str | None) -> None:
     """idnode: a secondary node of the industrial internet identifier
     resolution system (Handle protocol)."""
-    ctx.obj = Cli(config, {"node.home": home, "log.format": log_format})
+    ctx.obj = Cli(config, {"node.home": home, "store.url": store, "log.format": log_format})
 
 
 pass_cli = click.make_pass_decorator(Cli)

@@ -73,7 +73,8 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
     its shared state in private memory."""
     clock = clock or time.time
     async with contextlib.AsyncExitStack() as stack:
-        store = open_store(settings.store.url, home=settings.home, create=False, limits=settings.registry.limits())
+        store = open_store(settings.store.url, home=settings.home, create=False, limits=settings.registry.limits(),
+                           redis=settings.store.redis_options())
         await store.open()
         stack.push_async_callback(store.close)
         await store.secondary_prefix()       # refuses an uninitialised home early

@@ -105,8 +105,19 @@ class RegistrySettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    url: str = ""                      # empty: sqlite://<home>/registry.sqlite3
+    url: str = ""                      # empty: sqlite://<home>/registry.sqlite3; redis://, rediss://, redis+cluster://
     poll_interval: float = 0.5
+    replicas: int = -1                 # Redis: replicas a write waits for (WAIT); -1: 1 on a cluster, 0 on one server
+    replica_timeout: float = 1.0       # Redis: seconds a write waits for them
+    timeout: float = 1.0               # Redis: seconds per command
+    write_deadline: float = 5.0        # Redis: a write not committed by then fails (RC 3, REST 503)
+
+    def redis_options(self):
+        """How the Redis backend writes (registry.redis_keys.RedisOptions)."""
+        from registry.redis_keys import RedisOptions
+        replicas = self.replicas if self.replicas >= 0 else (1 if "+cluster://" in self.url else 0)
+        return RedisOptions(replicas=replicas, replica_timeout=self.replica_timeout, timeout=self.timeout,
+                            deadline=self.write_deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +239,10 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("auth", "lockout_failures"): _at_least(1),         # 0 would lock everyone out
     ("auth", "lockout_seconds"): _SECONDS,
     ("store", "poll_interval"): _SECONDS,               # 0 would poll without pause
+    ("store", "replicas"): _at_least(-1),
+    ("store", "replica_timeout"): _SECONDS,
+    ("store", "timeout"): _SECONDS,
+    ("store", "write_deadline"): _SECONDS,
     ("cache", "max_entries"): _at_least(1),
     ("cache", "max_bytes"): _at_least(1),
     ("cache", "max_negative_entries"): _at_least(1),
@@ -340,6 +355,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
                 flat[f"{section}.{f.name}"] = env[name]
     if "IDNODE_HOME" in env:
         flat["node.home"] = env["IDNODE_HOME"]
+    if "IDNODE_STORE" in env:                       # short for IDNODE_STORE_URL
+        flat["store.url"] = env["IDNODE_STORE"]
     return flat
 
 

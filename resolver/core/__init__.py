@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from registry.errors import StoreUnavailable
 from registry.store import Store
 
 from ..pipeline import Pipeline
@@ -48,6 +49,7 @@ class Core(Reads, Writes, Prefixes):
         self.work = work            # None: public-key work is not limited
         self.permissions = Permissions(store)
         self.clock = clock          # unix seconds: the time values are stamped with
+        self._sizes = (0, 0)        # the last sizes read, for a scrape while the store is away
 
     def may_work(self, source: str, cost: float) -> bool:
         """Whether ``source`` may make the node do ``cost`` units of public-key
@@ -59,8 +61,13 @@ class Core(Reads, Writes, Prefixes):
         return await self.store.secondary_prefix()
 
     async def sizes(self) -> tuple[int, int]:
-        """Identifiers and enterprise prefixes held (for /metrics)."""
-        return await self.store.count_handles(), await self.store.count_prefixes()
+        """Identifiers and enterprise prefixes held (for /metrics); while the
+        store is unavailable, the last ones read: metrics matter most then."""
+        try:
+            self._sizes = (await self.store.count_handles(), await self.store.count_prefixes())
+        except StoreUnavailable:
+            pass
+        return self._sizes
 
 
 __all__ = ["Core", "View"]

@@ -43,12 +43,12 @@ from protocol.handle import (PUBLIC_KEY, SECRET_KEY, ChallengeAnswerRequest, Han
 from protocol.identifier import InvalidHandle, parse_handle
 from protocol.values import Perm, is_secret_type
 from protocol.valuetypes import PublicKey, WireError, has_type
-from registry.errors import RegistryError
+from registry.errors import RegistryError, StoreUnavailable
 from registry.secrets import verify_password
 from registry.store import Store
 
 from .caller import Caller, Identity, scope_of
-from .errors import Refused
+from .errors import Refused, refused
 from .lockout import Lockout
 
 VERIFIED_TTL = 60.0
@@ -133,6 +133,8 @@ class Authenticator:
         try:
             identity = await self._identity(handle, index)
             record = await self._store.get_handle(handle) if identity is not None else None
+        except StoreUnavailable as exc:      # the store is away: no verdict either way, and no lock-out (RC 3)
+            raise refused(exc) from None
         except RegistryError:
             identity = record = None
         holds_key = record is not None and any(
@@ -186,6 +188,8 @@ class Authenticator:
         self._check_source(source, protocol)
         try:
             identity = await self._check_password(handle, index, password)
+        except StoreUnavailable as exc:      # the store is away: no verdict either way, and no lock-out (RC 3)
+            raise refused(exc) from None
         except RegistryError:
             identity = None
         if identity is None:
@@ -198,6 +202,8 @@ class Authenticator:
         just that it failed."""
         try:
             record = await self._store.get_handle(handle)
+        except StoreUnavailable as exc:      # the store is away: no verdict either way, and no lock-out (RC 3)
+            raise refused(exc) from None
         except RegistryError:
             record = None
         for v in record.values if record is not None else ():
@@ -245,6 +251,8 @@ class Authenticator:
             else:
                 index = None
             identity = None if index is None else await self._identity(answer.key_handle, index)
+        except StoreUnavailable as exc:      # the store is away: no verdict either way, and no lock-out (RC 3)
+            raise refused(exc) from None
         except RegistryError:          # malformed key handle, unreadable secret: not proven
             identity = None
         if identity is None:

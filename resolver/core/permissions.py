@@ -30,10 +30,11 @@ from protocol.identifier import Handle, handle_key
 from protocol.values import HandleValue, Perm, Reference
 from protocol.valuetypes import AdminPerm, AdminRef, VList, WireError, has_type
 from registry import provision
-from registry.errors import RegistryError
+from registry.errors import RegistryError, StoreUnavailable
 from registry.store import HandleStore
 
 from .caller import NA_PREFIX, Identity
+from .errors import refused
 
 MAX_GROUP_LOOKUPS = 32     # HS_VLIST values followed for one check
 _NA_KEY = handle_key(NA_PREFIX)
@@ -77,6 +78,8 @@ class Permissions:
             lookups += 1
             try:
                 record = await self._store.get_handle(ref.handle)
+            except StoreUnavailable as exc:  # the store is away: no verdict (RC 3)
+                raise refused(exc) from None
             except RegistryError:            # a malformed reference names nobody
                 continue
             for v in record.values if record else ():

@@ -67,6 +67,7 @@ from protocol.handle.fastpath import (HEADER, UDP_PAYLOAD, PlainResolution, peek
 from protocol.handle.message import ECHO_FLAGS, reply_version
 from protocol.handle.sessioncrypto import public_key_bytes
 from protocol.identifier import handle_key
+from registry.errors import StoreUnavailable
 
 from ..cache import Entry
 from ..core import Core, View
@@ -326,6 +327,11 @@ class HandleService:
                 async for reply in self._dispatch(request, peer, transport, link):
                     code = reply.response_code if code is None else code
                     yield sessionops.certified(self, request, reply, peer) if certify else reply
+            except StoreUnavailable as exc:   # the registry is away, wherever the request met it: RC 3
+                log.warning("store unavailable", extra={"op": int(request.op_code), "error": str(exc)})
+                code = RC.SERVER_BUSY if code is None else code
+                error = self.error(request, RC.SERVER_BUSY, str(exc))
+                yield sessionops.certified(self, request, error, peer) if certify else error
             except Exception:  # noqa: BLE001 - the last line of defence: one reply, never a dead server
                 log.exception("internal error", extra={"op": int(request.op_code), "transport": transport})
                 code = RC.ERROR if code is None else code

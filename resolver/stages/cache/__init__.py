@@ -211,9 +211,14 @@ class CacheStage:
             self.metrics.invalidations.inc(len(cache))
             cache.clear()
             return
-        for h in changes.handles:
-            cache.invalidate(handle_key(h))
-        self.metrics.invalidations.inc(len(changes.handles))
+        versions, dropped = changes.versions, 0
+        for i, h in enumerate(changes.handles):
+            key = handle_key(h)
+            if versions and cache.holds(key, versions[i]):
+                continue            # already the state the change left (this process's own write, read back)
+            cache.invalidate(key)
+            dropped += 1
+        self.metrics.invalidations.inc(dropped)
 
     async def _follow(self) -> None:
         """Writes of other processes on the same store (the CLI, other instances).
