@@ -1,0 +1,146 @@
+"""What only the Redis backend has: its URLs, its key layout, corrupt keys,
+replicas it waits for, and a commit sent twice."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from protocol.codes import RC
+from registry import open_store
+from registry.backend import Row
+from registry.errors import NotInitialised, StoreUnavailable
+from registry.redis_backend import CorruptRecord, RedisBackend, _RedisTx
+from registry.redis_keys import GLOBAL, RedisOptions, audit, parse_url, row, shard
+from registry.rules import Registry
+
+from .conftest import url
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def place(request, db_path):
+    from .conftest import Place
+    server = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster")
+    server.client().flushall() if request.param == "redis" else server.flush()
+    return Place(request.param, db_path, server)
+
+
+@pytest.mark.parametrize("text, cluster, nodes, db, tls", [
+    ("redis://127.0.0.1:7000/3", False, (("127.0.0.1", 7000),), 3, False),
+    ("redis://localhost", False, (("localhost", 6379),), 0, False),
+    ("rediss://user:p%40ss@cache.example:6380/0", False, (("cache.example", 6380),), 0, True),
+    ("redis+cluster://10.0.0.1:7001,10.0.0.2:7002", True, (("10.0.0.1", 7001), ("10.0.0.2", 7002)), 0, False),
+    ("redis://[::1]:7000", False, (("::1", 7000),), 0, False),
+])
+def test_store_urls(text, cluster, nodes, db, tls):
+    t = parse_url(text)
+    assert (t.cluster, t.nodes, t.db, t.tls) == (cluster, nodes, db, tls)
+
+
+def test_a_password_in_the_url_is_kept_but_never_shown():
+    t = parse_url("rediss://idnode:s3cret%21@cache.example:6380/1")
+    assert (t.username, t.password) == ("idnode", "s3cret!")
+    assert "s3cret" not in repr(t) and "s3cret" not in repr(RedisBackend("rediss://idnode:s3cret@h:1/0"))
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("redis://a:1,b:2/0", "names one server"),
+    ("redis://host:99999/0", "bad host"),
+    ("redis://host:1/zero", "bad database"),
+    ("redis+cluster://a:1/2", "bad database"),
+    ("memcached://a:1", "not a Redis store URL"),
+    ("redis://:1/0", "bad host"),
+])
+def test_bad_store_urls_are_refused_clearly(text, needle):
+    with pytest.raises(StoreUnavailable, match=needle):
+        parse_url(text)
+
+
+def test_open_store_picks_redis_and_keeps_the_key_in_the_home(tmp_path):
+    with pytest.raises(NotInitialised, match="node key"):
+        open_store("redis://127.0.0.1:1/0", home=tmp_path / "none", create=False)
+    store = open_store("redis+cluster://127.0.0.1:1", home=tmp_path / "home")
+    assert isinstance(store.backend, RedisBackend) and store.backend.options.replicas == 1
+    assert (tmp_path / "home" / "node.key").exists()
+    with pytest.raises(StoreUnavailable, match="unknown store URL scheme"):
+        open_store("mysql://x", home=tmp_path / "home")
+
+
+async def test_an_unreachable_redis_is_store_unavailable(tmp_path, node_key):
+    from tests.redis_servers import free_port
+    store = Registry(RedisBackend(f"redis://127.0.0.1:{free_port()}/0", RedisOptions(timeout=0.2)), node_key)
+    with pytest.raises(StoreUnavailable, match="cannot reach the Redis store"):
+        await store.open()
+    with pytest.raises(StoreUnavailable):
+        await store.get_handle("88.118.8/x")
+
+
+# -- keys the node did not write ---------------------------------------------------------------
+async def test_a_key_of_another_type_is_a_corrupt_record_and_nothing_is_written(store, place, caplog):
+    await store.put_handle("88.118.8/ok", [url(1, "a")], mode="create", actor="t")
+    r = place._redis()
+    r.delete(row("88.118.8/bad"))
+    r.set(row("88.118.8/bad"), b"someone else's")
+    seq, count = await store.last_seq(), await store.count_handles()
+    caplog.set_level(logging.ERROR, logger="idnode.registry.redis")
+    with pytest.raises(CorruptRecord) as err:
+        await store.get_handle("88.118.8/bad")
+    assert err.value.code == RC.ERROR and "88.118.8/bad" in str(err.value)
+    assert any("88.118.8/bad" in rec.getMessage() for rec in caplog.records)
+    with pytest.raises(CorruptRecord):
+        await store.put_handle("88.118.8/bad", [url(1, "b")], mode="replace", actor="t")
+    with pytest.raises(CorruptRecord):
+        await store.register_batch([("88.118.8/bad", [url(1, "c")])], overwrite=True, actor="t")
+    assert (await store.last_seq(), await store.count_handles()) == (seq, count)
+    assert r.get(row("88.118.8/bad")) == b"someone else's"
+    assert (await store.get_handle("88.118.8/ok")).values[0].data == b"a"       # the rest is served
+
+
+async def test_a_record_failing_its_check_is_corrupt(store, place):
+    await store.put_handle("88.118.8/x", [url(1, "a")], mode="create", actor="t")
+    place._redis().hset(row("88.118.8/x"), "b", b"\xa1\x01\x02")          # values changed behind the node
+    with pytest.raises(CorruptRecord):
+        await store.get_handle("88.118.8/x")
+    place._redis().hset(row("88.118.8/y"), mapping={"h": "88.118.8/y"})       # a record half there
+    with pytest.raises(CorruptRecord):
+        await store.get_handle("88.118.8/y")
+
+
+# -- layout -------------------------------------------------------------------------------------------
+async def test_identifier_writes_touch_only_their_shards_keys(store, place):
+    r = place._redis()
+    node_wide = sorted(set(r.keys(f"idn:{{{GLOBAL}}}:*") if place.kind == "redis" else
+                           r.keys(f"idn:{{{GLOBAL}}}:*", target_nodes=r.PRIMARIES)))
+    before = {k: r.dump(k) for k in node_wide}
+    handles = [f"88.118.8/spread-{i}" for i in range(200)]
+    await store.register_batch([(h, [url(1, "a")]) for h in handles], overwrite=False, actor="t")
+    for h in handles[:20]:
+        await store.put_handle(h, [url(1, "b")], mode="replace", actor="t")
+    assert {k: r.dump(k) for k in node_wide} == before             # no node-wide key moved
+    streams = {shard(h.lower()) for h in handles}
+    assert len(streams) > 32                                          # spread over the shards
+    assert sum(r.xlen(audit(t)) for t in streams) >= 220
+
+
+async def test_a_commit_sent_twice_is_written_once(store, place):
+    """A lost reply makes redis-py send the script again: the second finds its own token."""
+    backend: RedisBackend = store.backend
+    tx = _RedisTx(backend, 1.0)
+    tx.rows(["88.118.8/twice"])
+    tx.put_rows([Row("88.118.8/twice", "88.118.8/twice", "88.118.8", b"\x80")])
+    ops = tx.ops
+    checks = list(tx.checks.items())
+    assert backend._commit_group("same-token", checks, ops) is True
+    assert backend._commit_group("same-token", checks, ops) is True           # the retry: no second write
+    assert backend._commit_group("other-token", checks, ops) is False         # anyone else: a conflict
+    assert place._redis().hget(row("88.118.8/twice"), "v") == b"same-token"
+
+
+async def test_a_write_short_of_its_replicas_fails(redis_server, node_key, hashes):
+    """A single Redis has no replica: a store that asks for one refuses every write."""
+    redis_server.client().flushall()
+    store = Registry(RedisBackend(redis_server.url, RedisOptions(replicas=1, replica_timeout=0.05)), node_key)
+    with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
+        await store.open()            # its first write (the key check) already
+    await store.close()
