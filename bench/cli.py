@@ -47,6 +47,10 @@ mixed the names start <date>-small- or <date>-mixed-."""
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Worker processes of the node (`serve --workers N`), all on the node's core: compare the "
                    "CPU per 1k requests of 1 and 2.")
+@click.option("--store", "store", type=click.Choice(["sqlite", "redis", "cluster"]), default="sqlite",
+              show_default=True, help="The registry: the embedded SQLite file, or a redis-server or a 3-master, "
+                                      "3-replica Redis Cluster the harness starts on free ports (pinned to the "
+                                      "node's core); names end -redis or -cluster.")
 @click.option("--targets", "targets", is_flag=True,
               help="Every row of the resolution path's targets (`make bench`): small, large, two-worker and "
                    "scale runs and the cache's memory, then <date>-targets.md. Scenario words are not taken.")
@@ -56,7 +60,7 @@ mixed the names start <date>-small- or <date>-mixed-."""
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, warmup: float | None, quick: bool,
           output: Path | None, procs: int | None, http_generator: str, records: str, workers: int,
-          targets: bool, scale_to: int | None, list_only: bool) -> None:
+          store: str, targets: bool, scale_to: int | None, list_only: bool) -> None:
     """Benchmark the node against ceilings measured in the same run."""
     from . import runner
     from .scenarios import SCENARIOS, UnknownScenario, select
@@ -76,7 +80,7 @@ def bench(scenarios: tuple[str, ...], size: int | None, duration: float | None, 
         raise click.UsageError(str(exc)) from None
     opts = runner.preset(quick=quick, size=size, duration=duration, open_duration=duration, warmup=warmup,
                          output=output, procs=procs, http_generator=http_generator, records=records,
-                         workers=workers)
+                         workers=workers, store=store)
     summary = runner.run(opts, chosen, say=click.echo)
     failed = [n for n, e in summary["results"].items() if e.get("failed")]
     if failed:

@@ -114,6 +114,7 @@ class RedisResult:
     clients: int
     server_busy: float
     version: str
+    test: str = "GET"
 
 
 def redis_available() -> bool:
@@ -137,8 +138,8 @@ def _redis_ping(port: int, deadline: float, proc: subprocess.Popen) -> None:
 
 
 def run_redis(*, value_bytes: int, requests: int, clients: int, server_cpus: frozenset[int],
-              load_cpus: frozenset[int]) -> RedisResult:
-    """GETs of one ``value_bytes`` value from a redis-server of our own on a free port."""
+              load_cpus: frozenset[int], test: str = "get") -> RedisResult:
+    """GETs (or SETs) of one ``value_bytes`` value from a redis-server of our own on a free port."""
     server, bench = shutil.which("redis-server"), shutil.which("redis-benchmark")
     if not (server and bench):
         raise FileNotFoundError("redis-server / redis-benchmark are not installed")
@@ -155,7 +156,7 @@ def run_redis(*, value_bytes: int, requests: int, clients: int, server_cpus: fro
             subprocess.run(base + ["-t", "set", "-n", "1000"], capture_output=True, check=True,
                            preexec_fn=_pinned(load_cpus), timeout=120)
             cpu0, t0 = procstat.cpu_seconds(proc.pid), time.monotonic()
-            out = subprocess.run(base + ["-t", "get", "-n", str(requests)], capture_output=True, text=True,
+            out = subprocess.run(base + ["-t", test, "-n", str(requests)], capture_output=True, text=True,
                                  check=True, preexec_fn=_pinned(load_cpus), timeout=600).stdout
             busy = (procstat.cpu_seconds(proc.pid) - cpu0) / max(1e-9, time.monotonic() - t0)
         finally:
@@ -165,10 +166,11 @@ def run_redis(*, value_bytes: int, requests: int, clients: int, server_cpus: fro
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return _parse_redis_csv(out, value_bytes, clients, busy, version)
+    return _parse_redis_csv(out, value_bytes, clients, busy, version, test)
 
 
-def _parse_redis_csv(out: str, value_bytes: int, clients: int, busy: float, version: str) -> RedisResult:
+def _parse_redis_csv(out: str, value_bytes: int, clients: int, busy: float, version: str,
+                     test: str = "get") -> RedisResult:
     """Both CSV shapes: ``"GET","123.45"`` and the newer one with a header and latency columns."""
     header: list[str] = []
     for line in out.splitlines():
@@ -176,11 +178,11 @@ def _parse_redis_csv(out: str, value_bytes: int, clients: int, busy: float, vers
         if cells and cells[0] == "test":
             header = cells
             continue
-        if cells and cells[0].upper().startswith("GET"):
+        if cells and cells[0].upper().startswith(test.upper()):
             row = dict(zip(header, cells)) if header else {"rps": cells[1]}
 
             def ms(key: str) -> float | None:
                 return float(row[key]) * 1000 if key in row else None
             return RedisResult(float(row["rps"]), ms("p50_latency_ms"), ms("p99_latency_ms"), value_bytes,
-                               clients, busy, version)
-    raise ValueError(f"redis-benchmark printed no GET line: {out[-300:]}")
+                               clients, busy, version, test.upper())
+    raise ValueError(f"redis-benchmark printed no {test.upper()} line: {out[-300:]}")

@@ -219,7 +219,8 @@ def import_rows(r: "Run", s: Scenario) -> dict:
     whose HS_ADMIN values a CSV column cannot carry."""
     n = r.opts.size
     home = r.tmp / "import-home"
-    seed_home(home, 0)
+    store = r.import_store_url()                 # an empty registry of the run's kind
+    seed_home(home, 0, store=store)
     if r.opts.records == "large":
         path = r.tmp / "import.csv"
         with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -234,7 +235,8 @@ def import_rows(r: "Run", s: Scenario) -> dict:
                 stored += len(handle_of(i)) + sum(len(v.data) + 1 for v in record_values(i, r.opts.records))
         # The sqlite ceiling's rows: what a CSV line of these values would hold, not the JSON's bytes.
         row_bytes = max(1, stored // max(1, n))
-    cmd = servers.idnode_command("--home", str(home), "import", str(path), "--progress", "none")
+    cmd = servers.idnode_command("--home", str(home), *(("--store", store) if store else ()), "import", str(path),
+                                 "--progress", "none")
     env = servers.node_env({"IDNODE_LOG_LEVEL": "warning"})
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -249,13 +251,15 @@ def import_rows(r: "Run", s: Scenario) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"idnode import exited {proc.returncode}: {err.strip()[-300:]}")
     startup = _startup_seconds(env)
-    ceiling = _sqlite_ceiling(r, n, row_bytes)
+    ceiling = _sqlite_ceiling(r, n, row_bytes) if not store else None   # Redis: its SET ceiling, in the table
     entry = report.import_entry(s, rows=n, seconds=seconds, startup=startup, cpu=usage.ru_utime + usage.ru_stime,
                                 max_rss=usage.ru_maxrss * 1024, summary=out.strip(), row_bytes=row_bytes,
                                 prefixes=len(ENTERPRISES))
     if r.opts.records != "large":
         entry["file_format"] = "jsonl"
-    report.attach_ceiling(entry, ceiling)
+    entry["store"] = r.opts.store
+    if ceiling is not None:
+        report.attach_ceiling(entry, ceiling)
     return entry
 
 
@@ -348,12 +352,12 @@ def _ceiling_points(r: "Run", server: servers.Server, open_entry: dict, need: Ne
     return points
 
 
-def redis(r: "Run") -> dict:
-    """redis-benchmark GET of a value the size of an HS-TCP hot reply (or 600 bytes)."""
+def redis(r: "Run", test: str = "get") -> dict:
+    """redis-benchmark GET (or SET) of a value the size of an HS-TCP hot reply (or 600 bytes)."""
     size = next((e.get("ceiling_reply_bytes") for n, e in r.results.items()
                  if n in ("hs-tcp-hot", "hs-udp-hot") and e.get("ceiling_reply_bytes")), None) or 600
     res = external.run_redis(value_bytes=int(size), requests=r.opts.redis_requests, clients=r.opts.tcp_connections,
-                             server_cpus=r.plan.server, load_cpus=r.plan.load)
+                             server_cpus=r.plan.server, load_cpus=r.plan.load, test=test)
     entry = report.redis_entry(res)
     r.say(f"ceiling {entry['name']}: {report.one_line(entry)}")
     return entry

@@ -161,7 +161,7 @@ def ceiling_entry(name: str, kind: str, size: int, measured, generator: str, *, 
 
 def redis_entry(res: "external.RedisResult") -> dict:
     lat = {"p50_us": res.p50_us, "p99_us": res.p99_us}
-    return {"name": "redis-server GET (redis-benchmark)", "kind": "redis", "reply_bytes": res.value_bytes,
+    return {"name": f"redis-server {res.test} (redis-benchmark)", "kind": "redis", "reply_bytes": res.value_bytes,
             "throughput_rps": round(res.rps, 1), "latency": lat, "clients": res.clients,
             "server": {"busy": round(res.server_busy, 3)}, "version": res.version,
             "note": "a C server on the same core with its own C client: a reference, not a ratio"}
@@ -256,18 +256,20 @@ def one_line(entry: dict) -> str:
     return text
 
 
-def file_prefix(stamp: str, records: str, workers: int = 1) -> str:
+def file_prefix(stamp: str, records: str, workers: int = 1, store: str = "sqlite") -> str:
     """``<date>`` for large records (the names results always had), else
-    ``<date>-<kind>``; then ``-w<N>`` for a node of N > 1 workers."""
+    ``<date>-<kind>``; then ``-w<N>`` for a node of N > 1 workers, and
+    ``-redis`` or ``-cluster`` for a registry on Redis."""
     prefix = stamp if records == "large" else f"{stamp}-{records}"
-    return prefix if workers == 1 else f"{prefix}-w{workers}"
+    prefix = prefix if workers == 1 else f"{prefix}-w{workers}"
+    return prefix if store == "sqlite" else f"{prefix}-{store}"
 
 
 def finish(r: "Run") -> dict:
     from . import plots, tables
 
     kind = r.opts.records
-    prefix = file_prefix(r.stamp, kind, r.opts.workers)
+    prefix = file_prefix(r.stamp, kind, r.opts.workers, r.opts.store)
     for entry in list(r.results.values()) + r.ceilings:
         entry["flags"] = flags(entry)
     out_dir = Path(r.opts.output)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import external, measure, procstat, report, servers
+from . import external, measure, procstat, redisproc, report, servers
 from .loadgen import load_cpu_count
 from .scenarios import Scenario
 from .seed import seed_home
@@ -50,6 +50,7 @@ class Options:
     output: Path = RESULTS_DIR
     records: str = "large"                 # small | mixed | large (bench.records)
     workers: int = 1                       # node worker processes, all pinned to the node's core
+    store: str = "sqlite"                  # sqlite | redis | cluster: the registry the node and the import use
 
 
 def preset(*, quick: bool, **changes) -> Options:
@@ -80,6 +81,22 @@ class Run:
     pools: dict[tuple, object] = field(default_factory=dict)     # key sets and encoded requests, built once
     ceilings: list[dict] = field(default_factory=list)
     context: dict = field(default_factory=dict)
+    redis: object = None                   # the run's own redis-server or cluster (bench.redisproc), if any
+
+    @property
+    def store_url(self) -> str | None:
+        """The node's registry: None for the embedded store in its home."""
+        return self.redis.url if self.redis is not None else None
+
+    def import_store_url(self) -> str | None:
+        """An empty registry of the run's kind for ``idnode import``: database 1
+        of the single Redis; the cluster emptied (the node is done with it)."""
+        if self.redis is None:
+            return None
+        if self.opts.store == "redis":
+            return self.redis.url.rsplit("/", 1)[0] + "/1"
+        self.redis.flush()
+        return self.redis.url
 
 
 def _serve_params() -> set[str]:
@@ -98,6 +115,8 @@ def _cache_supported() -> bool:
 @contextlib.contextmanager
 def _node(run: Run, cache_on: bool) -> Iterator[servers.Server]:
     env = {"IDNODE_LOG_LEVEL": "warning", "IDNODE_CACHE_ENABLED": "1" if cache_on else "0"}
+    if run.store_url:
+        env["IDNODE_STORE"] = run.store_url
     hs = not run.hs_note
     workers = ["--workers", str(run.opts.workers)] if run.workers_flag else []
     node = servers.start_node(run.home.path, env=env, cpus=run.plan.server, log=run.tmp / "node.log", hs=hs,
@@ -147,8 +166,11 @@ def run(opts: Options, scenarios: list[Scenario], say: Callable[[str], None] = p
         r.procs = opts.procs or load_cpu_count(plan.load)
         procstat.pin(plan.load)
         try:
+            r.redis = redisproc.start_store(opts.store, r.tmp / "redis", cpus=plan.server)
             _run(r, scenarios)
         finally:
+            if r.redis is not None:
+                r.redis.stop()
             if before:
                 procstat.pin(before)
     return report.finish(r)
@@ -158,7 +180,8 @@ def _run(r: Run, scenarios: list[Scenario]) -> None:
     opts = r.opts
     scenarios = _with_twins(scenarios)
     r.context = report.context(r)
-    r.say(f"idnode bench: {len(scenarios)} scenarios, {opts.size:,} identifiers ({opts.records} records), "
+    r.say(f"idnode bench: {len(scenarios)} scenarios, {opts.size:,} identifiers ({opts.records} records"
+          + (f", registry on {r.store_url}" if r.store_url else "") + "), "
           f"{opts.duration:g} s per run after {opts.warmup:g} s warm-up")
     r.say(f"cores: {r.plan.describe()}; {r.procs} generator process(es)")
     params = _serve_params()
@@ -168,7 +191,7 @@ def _run(r: Run, scenarios: list[Scenario]) -> None:
     node_scenarios = [s for s in scenarios if s.needs_node]
     if node_scenarios:
         t0 = time.perf_counter()
-        r.home = seed_home(r.tmp / "home", opts.size, opts.records)
+        r.home = seed_home(r.tmp / "home", opts.size, opts.records, store=r.store_url)
         r.say(f"seeded {opts.size:,} {opts.records} records in {time.perf_counter() - t0:.1f} s "
               f"({opts.size / max(r.home.seconds, 1e-9):,.0f} records/s through register_batch)")
     for cache_on, group in _groups(r, node_scenarios):
@@ -184,6 +207,8 @@ def _run(r: Run, scenarios: list[Scenario]) -> None:
     if external.redis_available():
         try:
             r.ceilings.append(measure.redis(r))
+            if opts.store != "sqlite":              # the writes' ceiling too
+                r.ceilings.append(measure.redis(r, "set"))
         except (OSError, ValueError, servers.ServerError, Exception) as exc:   # noqa: BLE001 - reported
             r.say(f"redis-benchmark: skipped ({type(exc).__name__}: {exc})")
     else:

@@ -39,30 +39,32 @@ class Home:
         return f"Home({self.path}, records={self.records})"
 
 
-async def _seed(home: Path, records: int, kind: str) -> Home:
-    settings = load_settings(env={}, overrides={"node.home": str(home)})
+async def _seed(home: Path, records: int, kind: str, store: str | None) -> Home:
+    settings = load_settings(env={}, overrides={"node.home": str(home), "store.url": store})
     secret = secrets.token_urlsafe(24)
-    store = open_store(settings.store.url, home=settings.home, create=True, limits=settings.registry.limits())
-    await store.open()
+    registry = open_store(settings.store.url, home=settings.home, create=True, limits=settings.registry.limits(),
+                          redis=settings.store.redis_options())
+    await registry.open()
     try:
-        await provision.init_node(store, SECONDARY_PREFIX, secret, actor=ACTOR)
+        await provision.init_node(registry, SECONDARY_PREFIX, secret, actor=ACTOR)
         for prefix, owner in ENTERPRISES:
-            await provision.create_prefix(store, prefix, owner, password=secrets.token_urlsafe(24), actor=ACTOR)
+            await provision.create_prefix(registry, prefix, owner, password=secrets.token_urlsafe(24), actor=ACTOR)
         t0 = time.perf_counter()
         for at in range(0, records, SEED_BATCH):
             items = [(handle_of(i), record_values(i, kind)) for i in range(at, min(records, at + SEED_BATCH))]
-            results = await store.register_batch(items, overwrite=False, actor=ACTOR)
+            results = await registry.register_batch(items, overwrite=False, actor=ACTOR)
             failed = [r for r in results if r.code != RC.SUCCESS]
             if failed:
                 raise SeedError(f"seeding failed for {failed[0].handle}: {failed[0].message}")
         seconds = time.perf_counter() - t0
     finally:
-        await store.close()
+        await registry.close()
     admin = f"{provision.ADMIN_INDEX}:{provision.node_admin_handle(SECONDARY_PREFIX)}"
     return Home(home, records, admin, secret, seconds)
 
 
-def seed_home(home: Path, records: int, kind: str = DEFAULT_KIND) -> Home:
+def seed_home(home: Path, records: int, kind: str = DEFAULT_KIND, *, store: str | None = None) -> Home:
     """Create a node in ``home`` (which must not hold one) with ``records`` records
-    of ``kind`` (small, mixed or large: see :mod:`bench.records`)."""
-    return asyncio.run(_seed(home, records, check_kind(kind)))
+    of ``kind`` (small, mixed or large: see :mod:`bench.records`), its registry
+    at ``store`` (a store URL; None: the embedded one in the home)."""
+    return asyncio.run(_seed(home, records, check_kind(kind), store))

@@ -91,6 +91,12 @@ _RECORDS = {"large": "4-8 values, 300-600 B", "small": "URL + HS_ADMIN, one data
             "mixed": "70% small, 30% large"}
 
 
+_STORES = {"sqlite": "the embedded SQLite file (WAL, synchronous=FULL)",
+           "redis": "a redis-server of the run's own (append-only, fsync every second), on the node's core",
+           "cluster": "a Redis Cluster of the run's own, 3 masters and 3 replicas, on the node's core; writes "
+                      "wait for one replica"}
+
+
 def _records(opts: dict) -> str:
     kind = opts.get("records", "large")
     return f"{kind} records ({_RECORDS.get(kind, '?')})"
@@ -107,7 +113,8 @@ def markdown(results: dict, ceilings: list[dict], context: dict, notes: list[str
              f"- {opts['size']:,} identifiers, {_records(opts)}; {opts['duration']:g} s per closed-loop run after "
              f"{opts['warmup']:g} s warm-up; open loop {opts['open_duration']:g} s per rate"
              + ("; quick mode (a smoke run, not a timing)" if opts.get("quick") else ""),
-             f"- REST generator: {_rest_generator(context['wrk'])}"]
+             f"- REST generator: {_rest_generator(context['wrk'])}",
+             f"- registry: {_STORES.get(opts.get('store', 'sqlite'), '?')}"]
     lines += [f"- note: {n}" for n in notes]
     lines += ["", "## Maximum throughput (closed loop) and writes", ""]
     lines += _table(["scenario", "cache", "throughput", "ceiling", "ratio", "per core", "p50", "p90", "p99", "p99.9",

@@ -73,6 +73,7 @@ from .redis_keys import RedisOptions
 
 log = logging.getLogger("idnode.registry.redis")
 
+READ_BATCH = 256              # reads sent to Redis in one pipeline at most
 REST_SECONDS = 1.0            # a master that failed a write is not written to for this long
 FEED_BATCH = 10_000           # audit entries read per stream per look; a reader further behind starts over
 _LIST_CHUNK = 64              # listing entries asked of one shard at a time
@@ -289,6 +290,8 @@ class RedisBackend(Backend):
         self._writer: ThreadPoolExecutor | None = None
         self._commit_script: Any = None
         self._resting: dict[str, float] = {}     # master name -> when it may be written to again
+        self._pending: list[tuple[str, asyncio.Future]] = []     # reads waiting for this turn's pipeline
+        self._batches: set[asyncio.Task] = set()
 
     def __repr__(self) -> str:
         return repr(self.target)
@@ -480,12 +483,48 @@ class RedisBackend(Backend):
         return ReadRow(h.decode(), b, None, r)
 
     async def read(self, key: str) -> ReadRow | None:
-        rows = await self.read_many([key])
-        return rows.get(key)
+        """One record. Reads asked for in the same turn of the event loop go
+        to Redis together, in one pipeline of at most ``READ_BATCH`` (the
+        misses of one burst of datagrams or connections): redis-py's cost per
+        round trip is paid once per batch instead of once per read."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((key, future))
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._send_pending)
+        return await future
+
+    def _send_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for at in range(0, len(pending), READ_BATCH):
+            task = asyncio.ensure_future(self._read_batch(pending[at:at + READ_BATCH]))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _read_batch(self, batch: list[tuple[str, asyncio.Future]]) -> None:
+        try:
+            found = await self._fetch({k for k, _ in batch})
+        except BaseException as exc:  # noqa: BLE001 - every reader of the batch gets it
+            found = {k: exc for k, _ in batch}
+        for key, future in batch:
+            if not future.done():
+                result = found.get(key)
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     async def read_many(self, keys: Collection[str]) -> dict[str, ReadRow]:
+        found = await self._fetch(keys)
+        for result in found.values():
+            if isinstance(result, BaseException):
+                raise result
+        return {k: r for k, r in found.items() if r is not None}
+
+    async def _fetch(self, keys: Collection[str]) -> dict[str, ReadRow | None | BaseException]:
+        """Each key's record, None, or its error (a corrupt record is that
+        key's alone); StoreUnavailable for all when Redis cannot be reached."""
         keys = list(keys)
-        guessed = {k.partition("/")[0] for k in keys}
+        guessed = list({k.partition("/")[0] for k in keys})
         try:
             pipe = self._reader().pipeline(transaction=False)
             for k in keys:
@@ -496,25 +535,25 @@ class RedisBackend(Backend):
         except RedisError as exc:
             raise self._unavailable(exc) from None
         for reply in replies:
-            if isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE"):
-                continue
-            if isinstance(reply, BaseException):
+            if isinstance(reply, BaseException) and "WRONGTYPE" not in str(reply):
                 raise self._unavailable(reply)
-        states = {p: s for p, s in zip(guessed, replies[len(keys):])}
-        out: dict[str, ReadRow] = {}
+        states = dict(zip(guessed, replies[len(keys):]))
+        out: dict[str, ReadRow | None | BaseException] = {}
         for k, reply in zip(keys, replies):
-            if isinstance(reply, BaseException):
-                raise self.corrupt(k)
-            row = self._row(k, *reply)
-            if row is None:
-                continue
-            prefix_key = reply[2].decode()
-            state = states.get(prefix_key)
-            if prefix_key not in states:
-                state = await self._call(self._reader().hget(K.prefix(prefix_key), "state"))
-            if isinstance(state, BaseException):
-                raise self.corrupt(prefix_key)
-            out[k] = ReadRow(row.handle, row.blob, state.decode() if state else None, row.ready)
+            try:
+                if isinstance(reply, BaseException):
+                    raise self.corrupt(k)
+                row = self._row(k, *reply)
+                if row is not None:
+                    prefix_key = reply[2].decode()
+                    state = states[prefix_key] if prefix_key in states else \
+                        await self._call(self._reader().hget(K.prefix(prefix_key), "state"))
+                    if isinstance(state, BaseException):
+                        raise self.corrupt(prefix_key)
+                    row = ReadRow(row.handle, row.blob, state.decode() if state else None, row.ready)
+                out[k] = row
+            except CorruptRecord as exc:
+                out[k] = exc
         return out
 
     async def _call(self, awaitable):

@@ -12,7 +12,7 @@ import time
 import aiohttp
 import pytest
 
-from tests import redis_servers
+from bench import redisproc as redis_servers
 from tests.conftest import basic
 from tests.processes import DEADLINE, IDNODE, clean_env, serving_workers
 

@@ -219,3 +219,4 @@ def test_runs_of_each_kind_of_records_write_files_of_their_own():
     assert report.file_prefix("2026-01-01-000000", "small") == "2026-01-01-000000-small"
     assert report.file_prefix("2026-01-01-000000", "small", 2) == "2026-01-01-000000-small-w2"
     assert report.file_prefix("2026-01-01-000000", "large", 2) == "2026-01-01-000000-w2"
+    assert report.file_prefix("2026-01-01-000000", "small", 1, "cluster") == "2026-01-01-000000-small-cluster"

@@ -17,7 +17,7 @@ from registry.secrets import NodeKey, hash_password
 from registry.redis_backend import RedisBackend
 from registry.redis_keys import RedisOptions, row as row_key
 from registry.sqlite import SQLiteBackend
-from tests import redis_servers
+from bench import redisproc as redis_servers
 
 BACKENDS = ("sqlite", "redis", "cluster")
 

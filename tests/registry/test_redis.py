@@ -68,7 +68,7 @@ def test_open_store_picks_redis_and_keeps_the_key_in_the_home(tmp_path):
 
 
 async def test_an_unreachable_redis_is_store_unavailable(tmp_path, node_key):
-    from tests.redis_servers import free_port
+    from bench.redisproc import free_port
     store = Registry(RedisBackend(f"redis://127.0.0.1:{free_port()}/0", RedisOptions(timeout=0.2)), node_key)
     with pytest.raises(StoreUnavailable, match="cannot reach the Redis store"):
         await store.open()

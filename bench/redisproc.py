@@ -1,12 +1,14 @@
-"""Redis servers the tests start themselves: a single server and a 3-master,
-3-replica cluster, each on free loopback ports in its own directory.
+"""Redis servers of our own, for the tests and the harness: a single server
+and a 3-master, 3-replica cluster, each on free loopback ports in its own
+directory.
 
 Never the machine's own Redis (6379): every server here is one this module
-started, so flushing it between tests is allowed.
+started, so flushing it is allowed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -33,6 +35,7 @@ class Server:
     dir: Path
     proc: subprocess.Popen | None = None
     args: tuple[str, ...] = ()
+    cpus: frozenset[int] | None = None       # pinned to these (the harness: the node's core)
 
     def start(self) -> "Server":
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +43,8 @@ class Server:
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "no",
              "--logfile", str(self.dir / "redis.log"), *self.args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None)
         deadline = time.monotonic() + START_DEADLINE
         while True:
             try:
@@ -54,6 +58,9 @@ class Server:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
+
+    def flush(self) -> None:
+        self.client().flushall()
 
     def kill(self) -> None:
         """kill -9."""
@@ -109,8 +116,8 @@ def _replicas_online(master: Server) -> int:
     return sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online")
 
 
-def start_cluster(root: Path, masters: int = 3, replicas: int = 1) -> Cluster:
-    nodes = [Server(free_port(), root / f"n{i}", args=("--cluster-enabled", "yes", "--cluster-config-file",
+def start_cluster(root: Path, masters: int = 3, replicas: int = 1, cpus: frozenset[int] | None = None) -> Cluster:
+    nodes = [Server(free_port(), root / f"n{i}", cpus=cpus, args=("--cluster-enabled", "yes", "--cluster-config-file",
                                                        "nodes.conf", "--cluster-node-timeout", "2000",
                                                        "--cluster-port", str(free_port()),
                                                        "--repl-diskless-sync-delay", "0"))
@@ -135,3 +142,15 @@ def start_cluster(root: Path, masters: int = 3, replicas: int = 1) -> Cluster:
         cluster.stop()
         raise
 
+
+
+def start_store(kind: str, root: Path, cpus: frozenset[int] | None = None) -> "Server | Cluster | None":
+    """The registry of a harness run: None for the embedded store, else a
+    redis-server or a 3x3 cluster of our own under ``root``."""
+    if kind == "sqlite":
+        return None
+    if kind == "redis":
+        return Server(free_port(), root, cpus=cpus).start()
+    if kind == "cluster":
+        return start_cluster(root, cpus=cpus)
+    raise ValueError(f"unknown store kind {kind!r}: sqlite, redis or cluster")
