@@ -105,7 +105,8 @@ def markdown(runs: dict[str, dict], mem: dict[str, dict], stamp: str) -> str:
     table = []
     for label in ("small", "large"):
         if label in runs:
-            for figure, measured, target, met in targets.rows(runs[label]["results"], runs[label]["records"]):
+            for figure, measured, target, met in targets.rows(runs[label]["results"], runs[label]["records"],
+                                                              runs[label]["ceilings"]):
                 table.append([f"{figure} ({label} records)", measured, target, met])
     table += [list(r) for r in rows({k: {**v["results"], "size": v["size"]} for k, v in runs.items()}, mem)]
     lines += ["", "| figure | measured | target | met |", "|---|---|---|---|"]

@@ -127,7 +127,7 @@ def markdown(results: dict, ceilings: list[dict], context: dict, notes: list[str
         lines += [""] + [f"- {name}: {'; '.join(e['flags'])}" for name, e in results.items()
                          if e.get("mode") == "open" and e.get("flags")]
     target_rows = [[figure, measured, target, "yes" if met else "no"]
-                   for figure, measured, target, met in targets.rows(results, opts.get("records", "large"))]
+                   for figure, measured, target, met in targets.rows(results, opts.get("records", "large"), ceilings)]
     if target_rows:
         lines += ["", "## Targets of the resolution path (issue 11), from this run", ""]
         lines += _table(["figure", "measured", "target", "met"], target_rows)

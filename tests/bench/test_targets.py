@@ -43,3 +43,14 @@ def test_each_row_is_a_ratio_of_the_runs_own_figures():
 def test_multi_datagram_answers_have_the_higher_udp_target(records, target):
     rows = list(targets.rows({"hs-udp-hot": scenario(1.0, 1.0, cpu_ratio=0.88)}, records))
     assert rows[0][2] == target and rows[0][3] is (records != "large")
+
+
+def test_the_p99_row_takes_the_bare_responders_points_from_the_runs_ceilings():
+    """As a run writes them: the open-loop points are on the ceiling, not on the scenario's own copy."""
+    results = {"hs-udp-hot-open": {"points": [{"fraction": 0.5, "latency": {"p99_us": 120.0}}],
+                                   "ceiling": {"name": "bare uvloop UDP responder", "p99_us": 1.0}}}
+    ceilings = [{"name": "bare uvloop UDP responder", "for": ["hs-udp-hot", "hs-udp-hot-open"],
+                 "open_points": [{"fraction": 0.5, "latency": {"p99_us": 100.0}}]}]
+    got = list(targets.rows(results, "small", ceilings))
+    assert got == [("HS-UDP p99 at 50% of the maximum against the bare responder's at the same rate", "1.20x",
+                    "<= 1.30x", True)]
