@@ -62,3 +62,7 @@ class RecordChanged(RegistryError):
 
 class NodeKeyError(RegistryError):
     """The node key is malformed, or cannot open a stored secret (wrong key or damaged data)."""
+
+
+class CorruptRecord(RegistryError):
+    """A stored record holds something this node did not write (RC 2)."""

@@ -1,5 +1,6 @@
 """The Redis backend: a single Redis or a Redis Cluster (storage only; the
-rules are in :mod:`registry.rules`, the key layout in :mod:`registry.redis_keys`).
+rules are in :mod:`registry.rules`, the key layout in :mod:`registry.redis_keys`,
+a write's view and its commit script in :mod:`registry.redis_tx`).
 
 **Writes.** :meth:`RedisBackend.transact` runs ``fn(tx)`` on a writer thread
 against a transaction view that reads straight from Redis, remembers the
@@ -54,7 +55,6 @@ import heapq
 import logging
 import secrets
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Collection, Sequence
 
@@ -66,10 +66,11 @@ from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
 from . import redis_keys as K
-from .backend import Backend, ReadRow, Row, Tx
-from .errors import RegistryError, StoreUnavailable
+from .backend import Backend, ReadRow
+from .errors import CorruptRecord, StoreUnavailable
 from .model import AdminIdentity, AuditEntry, PrefixInfo
 from .redis_keys import RedisOptions
+from .redis_tx import COMMIT, PREFIX_FIELDS, TYPES, RedisTx, admin_of, crc, prefix_of
 
 log = logging.getLogger("idnode.registry.redis")
 
@@ -77,66 +78,7 @@ READ_BATCH = 256              # reads sent to Redis in one pipeline at most
 REST_SECONDS = 1.0            # a master that failed a write is not written to for this long
 FEED_BATCH = 10_000           # audit entries read per stream per look; a reader further behind starts over
 _LIST_CHUNK = 64              # listing entries asked of one shard at a time
-_PREFIX_FIELDS = (b"prefix", b"owner", b"credit_code", b"contact", b"state", b"created")
 _TRANSIENT = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")
-
-# The commit. KEYS: every key checked or written. ARGV: the write's token, the
-# number of checks, then (key index, version seen) per check, then the writes:
-# (name, key index, expected type, argument count, arguments...). Returns 1
-# when written, 2 when this very commit was written before (a client retry
-# after a lost reply finds its own token), or the key of a changed record.
-_COMMIT = """
-local token = ARGV[1]
-local checks = tonumber(ARGV[2])
-local a = 3
-for i = 1, checks do
-  local k = KEYS[tonumber(ARGV[a])]
-  local t = redis.call('TYPE', k)['ok']
-  if t ~= 'none' and t ~= 'hash' then return {err = 'WRONGTYPE ' .. k} end
-  if redis.call('HGET', k, 'v') == token then return 2 end
-  a = a + 2
-end
-a = 3
-for i = 1, checks do
-  local have = redis.call('HGET', KEYS[tonumber(ARGV[a])], 'v') or ''
-  if have ~= ARGV[a + 1] then return KEYS[tonumber(ARGV[a])] end
-  a = a + 2
-end
-local first = a
-while a <= #ARGV do
-  local k, want = KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2]
-  local t = redis.call('TYPE', k)['ok']
-  if t ~= 'none' and t ~= want then return {err = 'WRONGTYPE ' .. k} end
-  a = a + 4 + tonumber(ARGV[a + 3])
-end
-a = first
-while a <= #ARGV do
-  local op, k, n = ARGV[a], KEYS[tonumber(ARGV[a + 1])], tonumber(ARGV[a + 3])
-  local from, to = a + 4, a + 3 + n
-  a = to + 1
-  if op == 'PUT' then
-    redis.call('DEL', k)
-    redis.call('HSET', k, 'v', token, unpack(ARGV, from, to))
-  elseif op == 'BUMP' then
-    if redis.call('EXISTS', k) == 1 then redis.call('HSET', k, 'v', token) end
-  else
-    redis.call(op, k, unpack(ARGV, from, to))
-  end
-end
-return 1
-"""
-
-_TYPES = {"PUT": "hash", "BUMP": "hash", "DEL": "hash", "HSET": "hash", "HDEL": "hash", "ZADD": "zset",
-          "ZREMRANGEBYLEX": "zset", "XADD": "stream", "INCRBY": "string"}
-
-
-class CorruptRecord(RegistryError):
-    """A key holds something this node did not write (RC 2)."""
-
-
-def _crc(handle: bytes, blob: bytes, ready: bytes | None) -> bytes:
-    return b"%08x" % zlib.crc32(ready or b"", zlib.crc32(blob, zlib.crc32(handle)))
-
 
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, ResponseError):
@@ -149,134 +91,6 @@ def _entry(stream_id: bytes, tag: str, f: dict) -> AuditEntry:
     return AuditEntry(K.seq_of(stream_id, tag), float(f[b"a"]), f[b"u"].decode(), f[b"o"].decode(), f[b"h"].decode(),
                       f[b"b"].decode(), f[b"f"].decode())
 
-
-def _admin(data: bytes) -> AdminIdentity:
-    handle, index, scope, phash = cbor2.loads(data)
-    return AdminIdentity(handle, index, scope, phash)
-
-
-def _prefix(values: list) -> PrefixInfo | None:
-    if values[0] is None:
-        return None
-    p, owner, credit, contact, state, created = (v.decode() if v is not None else "" for v in values)
-    return PrefixInfo(p, owner, credit, contact, state, int(created or 0))
-
-
-class _RedisTx(Tx):
-    """One attempt of a write (see the module docstring)."""
-
-    def __init__(self, backend: "RedisBackend", now: float) -> None:
-        self._b = backend
-        self.now = now
-        self.checks: dict[str, bytes] = {}                   # record key -> version seen (b"": absent)
-        self.ops: list[tuple[str, str, list]] = []
-        self.counts: dict[str, int] = {}
-        self.audit: list[AuditEntry] = []
-        self._prefix_keys: dict[str, str] = {}               # handle key -> its prefix key, as read
-
-    def _pipe(self):
-        return self._b._sync.pipeline(transaction=False)
-
-    def _seen(self, key: str, version: bytes | None) -> None:
-        self.checks.setdefault(key, version or b"")
-
-    def rows(self, keys: Collection[str]) -> dict[str, Row]:
-        keys = list(keys)
-        pipe = self._pipe()
-        for k in keys:
-            pipe.hmget(K.row(k), "h", "p", "b", "v")
-        out = {}
-        for k, (h, p, b, v) in zip(keys, pipe.execute()):
-            self._seen(K.row(k), v)
-            if h is None or p is None or b is None:
-                if v is not None or h is not None:
-                    raise self._b.corrupt(k)
-                continue
-            self._prefix_keys[k] = p.decode()
-            out[k] = Row(k, h.decode(), p.decode(), b)
-        return out
-
-    def put_rows(self, rows: Sequence[Row]) -> None:
-        ops = self.ops
-        for r in rows:
-            handle = r.handle.encode()
-            fields = [b"h", handle, b"p", r.prefix_key, b"b", r.blob, b"c", _crc(handle, r.blob, r.ready)]
-            if r.ready is not None:
-                fields += [b"r", r.ready]
-            tag = K.shard(r.key)
-            ops.append(("PUT", K.row(r.key, tag), fields))
-            ops.append(("ZADD", K.listing(tag, r.prefix_key), [0, K.list_member(r.key, r.handle)]))
-            self._prefix_keys[r.key] = r.prefix_key
-
-    def delete_row(self, key: str) -> None:
-        tag = K.shard(key)
-        prefix_key = self._prefix_keys.get(key)
-        if prefix_key is None:
-            prefix_key = (self._b._sync.hget(K.row(key, tag), "p") or b"").decode() or key.partition("/")[0]
-        self.ops += [("DEL", K.row(key, tag), []), ("DEL", K.admins(key, tag), []),
-                     ("ZREMRANGEBYLEX", K.listing(tag, prefix_key), [f"[{key}\x00", f"({key}\x01"])]
-
-    def prefix(self, key: str) -> PrefixInfo | None:
-        values = self._b._sync.hmget(K.prefix(key), *_PREFIX_FIELDS, b"v")
-        self._seen(K.prefix(key), values[-1])
-        return _prefix(values[:-1])
-
-    def prefix_states(self, keys: Collection[str]) -> dict[str, str]:
-        keys = list(keys)
-        pipe = self._pipe()
-        for k in keys:
-            pipe.hmget(K.prefix(k), "state", "v")
-        out = {}
-        for k, (state, v) in zip(keys, pipe.execute()):
-            self._seen(K.prefix(k), v)
-            if state is not None:
-                out[k] = state.decode()
-        return out
-
-    def put_prefix(self, key: str, info: PrefixInfo) -> None:
-        values = (info.prefix, info.owner, info.credit_code, info.contact, info.state, str(info.created))
-        self.ops.append(("PUT", K.prefix(key), [x for pair in zip(_PREFIX_FIELDS, values) for x in pair]))
-        self.ops.append(("ZADD", K.PREFIXES, [0, key]))
-
-    def admins(self, handle_keys: Collection[str]) -> dict[str, list[AdminIdentity]]:
-        keys = list(handle_keys)
-        pipe = self._pipe()
-        for k in keys:
-            pipe.hgetall(K.admins(k))
-            pipe.hget(K.row(k), "v")
-        replies = pipe.execute()
-        out: dict[str, list[AdminIdentity]] = {}
-        for i, k in enumerate(keys):
-            found, version = replies[2 * i], replies[2 * i + 1]
-            self._seen(K.row(k), version)
-            if found:
-                try:
-                    out[k] = sorted((_admin(v) for v in found.values()), key=lambda a: a.index)
-                except (ValueError, TypeError, cbor2.CBORDecodeError):
-                    raise self._b.corrupt(k) from None
-        return out
-
-    def put_admin(self, handle_key: str, admin: AdminIdentity) -> None:
-        data = cbor2.dumps([admin.handle, admin.index, admin.scope, admin.password_hash])
-        self.ops += [("HSET", K.admins(handle_key), [str(admin.index), data]), ("BUMP", K.row(handle_key), [])]
-
-    def delete_admin(self, handle_key: str, index: int) -> None:
-        self.ops += [("HDEL", K.admins(handle_key), [str(index)]), ("BUMP", K.row(handle_key), [])]
-
-    def meta(self, name: str) -> Any:
-        value, version = self._b._sync.hmget(K.meta(name), "value", "v")
-        self._seen(K.meta(name), version)
-        return cbor2.loads(value) if value is not None else None
-
-    def set_meta(self, name: str, value: Any) -> None:
-        self.ops.append(("PUT", K.meta(name), [b"value", cbor2.dumps(value)]))
-
-    def add_count(self, name: str, delta: int) -> None:
-        if delta:
-            self.counts[name] = self.counts.get(name, 0) + delta
-
-    def log(self, entries: Sequence[AuditEntry]) -> None:
-        self.audit += entries
 
 
 class RedisBackend(Backend):
@@ -330,7 +144,7 @@ class RedisBackend(Backend):
         except RedisError as exc:
             await self.close()
             raise StoreUnavailable(f"cannot reach the Redis store {self.target!r}: {exc}") from None
-        self._commit_script = self._sync.register_script(_COMMIT)
+        self._commit_script = self._sync.register_script(COMMIT)
         self._writer = ThreadPoolExecutor(self.options.writers, thread_name_prefix="idnode-redis-writer")
 
     async def close(self) -> None:
@@ -375,7 +189,7 @@ class RedisBackend(Backend):
         now = time.time()
         pause = 0.005
         while True:
-            tx = _RedisTx(self, now)
+            tx = RedisTx(self._sync, now, self.corrupt)
             try:
                 result = fn(tx, *args)
                 if self._commit(tx):
@@ -406,7 +220,7 @@ class RedisBackend(Backend):
             except RedisError:
                 pass
 
-    def _commit(self, tx: _RedisTx) -> bool:
+    def _commit(self, tx: RedisTx) -> bool:
         """One script per slot on a cluster (node-wide keys last), one in all on a single Redis."""
         ops = tx.ops
         if not ops and not tx.counts and not tx.audit:
@@ -440,7 +254,7 @@ class RedisBackend(Backend):
         for k, v in checks:
             argv += [at(k), v]
         for op, k, params in ops:
-            argv += [op, at(k), _TYPES[op], len(params), *params]
+            argv += [op, at(k), TYPES[op], len(params), *params]
         node = self._sync.get_node_from_key(keys[0]) if self.cluster else None
         name = node.name if node is not None else ""
         if self._resting.get(name, 0.0) > time.monotonic():
@@ -478,7 +292,7 @@ class RedisBackend(Backend):
     def _row(self, key: str, h, b, p, r, c) -> ReadRow | None:
         if h is None and b is None:
             return None
-        if h is None or b is None or p is None or c != _crc(h, b, r):
+        if h is None or b is None or p is None or c != crc(h, b, r):
             raise self.corrupt(key)
         return ReadRow(h.decode(), b, None, r)
 
@@ -567,10 +381,10 @@ class RedisBackend(Backend):
             raise self._unavailable(exc) from None
 
     async def read_prefix(self, key: str) -> PrefixInfo | None:
-        values = await self._call(self._reader().hmget(K.prefix(key), *_PREFIX_FIELDS))
+        values = await self._call(self._reader().hmget(K.prefix(key), *PREFIX_FIELDS))
         if isinstance(values, BaseException):
             raise self.corrupt(key)
-        return _prefix(values)
+        return prefix_of(values)
 
     async def list_prefixes(self) -> list[PrefixInfo]:
         keys = await self._call(self._reader().zrange(K.PREFIXES, 0, -1))
@@ -578,16 +392,16 @@ class RedisBackend(Backend):
             return []
         pipe = self._reader().pipeline(transaction=False)
         for k in keys:
-            pipe.hmget(K.prefix(k.decode()), *_PREFIX_FIELDS)
+            pipe.hmget(K.prefix(k.decode()), *PREFIX_FIELDS)
         found = await self._call(pipe.execute())
-        return [p for p in map(_prefix, found) if p is not None]
+        return [p for p in map(prefix_of, found) if p is not None]
 
     async def read_admin(self, handle_key: str, index: int) -> AdminIdentity | None:
         data = await self._call(self._reader().hget(K.admins(handle_key), str(index)))
         if data is None:
             return None
         try:
-            return _admin(data)
+            return admin_of(data)
         except (ValueError, TypeError, cbor2.CBORDecodeError):
             raise self.corrupt(handle_key) from None
 

@@ -13,6 +13,8 @@ import aiohttp
 import pytest
 
 from bench import redisproc as redis_servers
+from protocol.codes import RC
+from resolver.hs.client import HandleClient, HandleResponseError
 from tests.conftest import basic
 from tests.processes import DEADLINE, IDNODE, clean_env, serving_workers
 
@@ -113,6 +115,12 @@ async def test_redis_stopped_and_restarted_under_read_load(tmp_path, redis_serve
             assert r.status == 503 and body["responseCode"] == 3, body
             async with session.get(f"{node.url}/api/handles/88.118.8/uncached") as r:      # a miss: the store is away
                 assert r.status == 503 and (await r.json())["responseCode"] == 3
+            for transport in ("udp", "tcp"):        # the Handle protocol: the same answers
+                async with HandleClient("127.0.0.1", node.hs_port, transport=transport, timeout=10.0) as hs:
+                    assert (await hs.resolve(handles[1])).values[0].data == value(1, 0).encode()
+                    with pytest.raises(HandleResponseError) as busy:
+                        await hs.resolve("88.118.8/uncached")
+                    assert busy.value.code == RC.SERVER_BUSY
             async with session.get(f"{node.url}/readyz") as r:
                 assert r.status == 503 and (await r.json())["status"] == "unavailable"
             async with session.get(f"{node.url}/metrics") as r:                      # operators still see it

@@ -105,10 +105,10 @@ class Place:
             with sqlite3.connect(self.db_path) as conn:
                 conn.execute("UPDATE handles SET vals = ? WHERE key = ?", (blob, key))
             return
-        from registry.redis_backend import _crc
+        from registry.redis_tx import crc
         r = self._redis()
         h, ready = r.hmget(row_key(key), "h", "r")
-        r.hset(row_key(key), mapping={"b": blob, "c": _crc(h, blob, ready)})
+        r.hset(row_key(key), mapping={"b": blob, "c": crc(h, blob, ready)})
 
     def raw_count(self) -> int:
         """Identifiers stored."""

@@ -10,9 +10,10 @@ import pytest
 from protocol.codes import RC
 from registry import open_store
 from registry.backend import Row
-from registry.errors import NotInitialised, StoreUnavailable
-from registry.redis_backend import CorruptRecord, RedisBackend, _RedisTx
+from registry.errors import CorruptRecord, NotInitialised, StoreUnavailable
+from registry.redis_backend import RedisBackend
 from registry.redis_keys import GLOBAL, RedisOptions, audit, parse_url, row, shard
+from registry.redis_tx import RedisTx
 from registry.rules import Registry
 
 from .conftest import url
@@ -126,7 +127,7 @@ async def test_identifier_writes_touch_only_their_shards_keys(store, place):
 async def test_a_commit_sent_twice_is_written_once(store, place):
     """A lost reply makes redis-py send the script again: the second finds its own token."""
     backend: RedisBackend = store.backend
-    tx = _RedisTx(backend, 1.0)
+    tx = RedisTx(backend._sync, 1.0, backend.corrupt)
     tx.rows(["88.118.8/twice"])
     tx.put_rows([Row("88.118.8/twice", "88.118.8/twice", "88.118.8", b"\x80")])
     ops = tx.ops
