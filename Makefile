@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 # identifiers for the scale rows); `make bench SCENARIOS="hs-udp-hot rest-cold"` runs only those
 # (see `idnode bench --list`), `make bench SCENARIOS=all` every scenario.
 SCENARIOS ?=
-# `make bench RECORDS=small` (or mixed): the kind of records (`idnode bench --records`; default large).
+# `make bench SCENARIOS=all RECORDS=small` (or mixed): the kind of records (`idnode bench --records`; default large).
 RECORDS ?=
 
 .PHONY: run test bench bench-quick clean
