@@ -62,7 +62,7 @@ return 1
 """
 
 TYPES = {"PUT": "hash", "BUMP": "hash", "DEL": "hash", "HSET": "hash", "HDEL": "hash", "ZADD": "zset",
-          "ZREMRANGEBYLEX": "zset", "XADD": "stream", "INCRBY": "string"}
+         "ZREMRANGEBYLEX": "zset", "XADD": "stream", "INCRBY": "string"}      # what each write expects to find
 
 
 def crc(handle: bytes, blob: bytes, ready: bytes | None) -> bytes:
@@ -82,9 +82,10 @@ def prefix_of(values: list) -> PrefixInfo | None:
 
 
 class RedisTx(Tx):
-    """One attempt of a write: reads through ``client`` (redis-py's, sync),
-    writes kept for :func:`commit_args`; ``corrupt(key)`` is the error for a
-    key that holds what the node did not write."""
+    """One attempt of a write: reads go through ``client`` (redis-py's, sync)
+    and record each record's version (``checks``); writes are kept (``ops``,
+    ``counts``, ``audit``) for the backend to commit in one script.
+    ``corrupt(key)`` is the error for a key holding what the node did not write."""
 
     def __init__(self, client: Any, now: float, corrupt: Callable[[str], CorruptRecord]) -> None:
         self._client = client

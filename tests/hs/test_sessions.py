@@ -158,8 +158,12 @@ async def test_a_session_keyed_to_a_public_key_named_by_handle(hs, admin_key):
                                        exchange_key_ref=("88.118.8/ADMIN", 301))
         except HandleProtocolError:
             pass                                              # ... it does not decrypt,
-        else:                                                 # ... or decrypts to noise, which MACs nothing
-            await refused(client.create_handle(H, [URL, ADMIN], auth), RC.AUTHENTICATION_FAILED)
+        else:                                                 # ... or decrypts to noise, which MACs nothing:
+            try:                                              # the node refuses, and its refusal, MACed with
+                await refused(client.create_handle(H, [URL, ADMIN], auth), RC.AUTHENTICATION_FAILED)
+            except HandleTransportError as exc:               # the real key, does not verify with the noise
+                assert "MAC does not verify" in str(exc)
+            assert await hs.running.store.get_handle(H) is None          # either way, nothing was written
         client.session = None
         with pytest.raises(HandleResponseError) as err:       # a value that is no public key
             await client.setup_session(auth, key_exchange=KeyExchange.CIPHER_HDL, exchange_key=other,
