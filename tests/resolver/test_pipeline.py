@@ -255,6 +255,28 @@ async def test_local_writes_invalidate_at_once_and_others_through_the_feed(store
         await p_here.stop()
 
 
+async def test_the_feed_keeps_an_entry_that_already_shows_the_change(stores):
+    """A write this process made and read back comes round again in the feed:
+    the entry holding that very state stays (so it can be served stale if the
+    registry goes away); one holding an older state is dropped."""
+    here, there = stores
+    p_here = make(here, Clock(), poll_interval=0.01)
+    await p_here.start()
+    try:
+        mine, theirs = parse_handle("88.118.8/mine"), parse_handle("88.118.8/theirs")
+        await there.put_handle(theirs.text, url("https://v1/"), mode="create", actor="t")
+        await p_here.resolve(theirs)                                     # cached at v1
+        await here.put_handle(mine.text, url("https://mine/"), mode="create", actor="t")
+        await p_here.resolve(mine)                                       # read back at once, cached
+        before = p_here.metrics.invalidations._value.get()
+        await there.put_handle(theirs.text, url("https://v2/"), mode="replace", actor="t")
+        await wait_until(lambda: p_here.cached(theirs.key) is None, "the feed drops the older entry")
+        assert p_here.cached(mine.key) is not None                       # its own write, told again: kept
+        assert p_here.metrics.invalidations._value.get() - before == 1   # only the older one was dropped
+    finally:
+        await p_here.stop()
+
+
 async def test_a_write_in_one_worker_is_never_served_stale_by_another(stores):
     """Two workers (two pipelines on two store connections) share one stamp
     table: the writer's stamp makes the other's entry a miss before the write
