@@ -142,10 +142,7 @@ def place(request, db_path) -> Place:
     if kind == "sqlite":
         return Place(kind, db_path)
     server = request.getfixturevalue("redis_server" if kind == "redis" else "redis_cluster")
-    if kind == "redis":
-        server.client().flushall()
-    else:
-        server.flush()
+    server.flush()
     return Place(kind, db_path, server)
 
 

@@ -23,7 +23,7 @@ from .conftest import url
 def place(request, db_path):
     from .conftest import Place
     server = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster")
-    server.client().flushall() if request.param == "redis" else server.flush()
+    server.flush()
     return Place(request.param, db_path, server)
 
 
