@@ -116,12 +116,36 @@ def _replicas_online(master: Server) -> int:
     return sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online")
 
 
-def start_cluster(root: Path, masters: int = 3, replicas: int = 1, cpus: frozenset[int] | None = None) -> Cluster:
-    nodes = [Server(free_port(), root / f"n{i}", cpus=cpus, args=("--cluster-enabled", "yes", "--cluster-config-file",
+def start_cluster(root: Path, masters: int = 3, replicas: int = 1, cpus: frozenset[int] | None = None,
+                  attempts: int = 3) -> Cluster:
+    """A cluster on free ports; started again on other ports when one was
+    taken between choosing it and binding it (another process's, meanwhile)."""
+    for attempt in range(attempts):
+        try:
+            return _start_cluster(root / f"try{attempt}", masters, replicas, cpus)
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _distinct_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _start_cluster(root: Path, masters: int, replicas: int, cpus: frozenset[int] | None) -> Cluster:
+    count = masters * (1 + replicas)
+    ports = _distinct_ports(2 * count)            # a port and a cluster-bus port per node, none twice
+    nodes = [Server(ports[i], root / f"n{i}", cpus=cpus, args=("--cluster-enabled", "yes", "--cluster-config-file",
                                                        "nodes.conf", "--cluster-node-timeout", "2000",
-                                                       "--cluster-port", str(free_port()),
+                                                       "--cluster-port", str(ports[count + i]),
                                                        "--repl-diskless-sync-delay", "0"))
-             for i in range(masters * (1 + replicas))]
+             for i in range(count)]
     cluster = Cluster(nodes)
     try:
         for s in nodes:
