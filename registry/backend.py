@@ -118,6 +118,11 @@ class Backend(abc.ABC):
         always share a group)."""
         return [list(range(len(keys)))]
 
+    def failure_counts(self) -> Any:
+        """Failed-login counts shared by every node on this storage
+        (:class:`registry.store.FailureCounts`), or None."""
+        return None
+
     # -- reads ------------------------------------------------------------------
     #: Whether :meth:`read_now` answers on the caller's thread (an embedded
     #: store's point read, which never waits on the network): the node then

@@ -69,6 +69,7 @@ from . import redis_keys as K
 from .backend import Backend, ReadRow
 from .errors import CorruptRecord, StoreUnavailable
 from .model import AdminIdentity, AuditEntry, PrefixInfo
+from .redis_failures import RedisFailures
 from .redis_keys import RedisOptions
 from .redis_tx import COMMIT, PREFIX_FIELDS, TYPES, RedisTx, admin_of, crc, prefix_of
 
@@ -106,6 +107,7 @@ class RedisBackend(Backend):
         self._resting: dict[str, float] = {}     # master name -> when it may be written to again
         self._pending: list[tuple[str, asyncio.Future]] = []     # reads waiting for this turn's pipeline
         self._batches: set[asyncio.Task] = set()
+        self._failures = RedisFailures(self._reader)
 
     def __repr__(self) -> str:
         return repr(self.target)
@@ -169,6 +171,9 @@ class RedisBackend(Backend):
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         return StoreUnavailable(f"the Redis store {self.target!r} is unavailable ({type(exc).__name__}: {exc})")
+
+    def failure_counts(self) -> RedisFailures:
+        return self._failures
 
     # -- writes -----------------------------------------------------------------------
     def batch_groups(self, keys: Sequence[str]) -> list[list[int]]:

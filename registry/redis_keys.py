@@ -168,3 +168,14 @@ def parse_url(url: str) -> RedisTarget:
             raise StoreUnavailable(f"bad database number in Redis store URL {url!r}")
         db = int(path.strip("/"))
     return RedisTarget(cluster, tuple(nodes), db, tls, username, password)
+
+
+# -- failed-login counters (shared lock-out) ------------------------------------------------
+FAIL_BUCKETS = 64                 # per shard: 64 x 64 bucket hashes
+FAIL_WAYS = 8                     # sources one bucket holds; a newcomer evicts the stalest
+
+
+def failure_bucket(source: str) -> str:
+    """The bucket hash of a source's failure count (spread over every shard)."""
+    h = zlib.crc32(source.encode("utf-8", "surrogatepass"))
+    return f"idn:{{{_TAGS[h % SHARDS]}}}:fail:{(h // SHARDS) % FAIL_BUCKETS:02x}"

@@ -39,7 +39,7 @@ from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidVa
 from .model import (ABSENT, DISABLED, ENABLED, AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult, Page,
                     PrefixInfo, Versioned)
 from .secrets import NodeKey, hash_password
-from .store import Decide, PutMode, Store
+from .store import Decide, FailureCounts, PutMode, Store
 from .validation import (NODE_PREFIX_KEY, SizeLimits, check_admin, check_state, clean_values, is_u32, parse,
                          parse_prefix_text)
 
@@ -159,6 +159,9 @@ class Registry(Store):
 
     async def close(self) -> None:
         await self.backend.close()
+
+    def failure_counts(self) -> FailureCounts | None:
+        return self.backend.failure_counts()
 
     # -- plumbing --------------------------------------------------------------------
     async def _write(self, fn: Callable[..., Any], actor: str, *args: Any) -> Any:

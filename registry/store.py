@@ -35,7 +35,7 @@ every record handed out; only :meth:`AdminStore.admin_secret` opens one.
 from __future__ import annotations
 
 import abc
-from typing import AsyncIterator, Callable, Literal, Sequence
+from typing import AsyncIterator, Callable, Literal, Protocol, Sequence
 
 from protocol.identifier import Handle
 from protocol.values import HandleValue
@@ -177,9 +177,24 @@ class ChangeFeed(abc.ABC):
     async def last_seq(self) -> int: ...
 
 
+class FailureCounts(Protocol):
+    """Failed logins per source, counted where every node instance sharing the
+    store sees them (the lock-out policy is :mod:`resolver.core.lockout`)."""
+
+    async def failures(self, source: str, now: int, window: int) -> int: ...
+
+    async def add_failure(self, source: str, now: int, window: int) -> int: ...
+
+
 class Store(NodeStore, HandleStore, AdminStore, ChangeFeed):
     @abc.abstractmethod
     async def open(self) -> None: ...
+
+    def failure_counts(self) -> FailureCounts | None:
+        """Where failed logins are counted across the instances sharing this
+        store; None when one node's own memory is the whole picture (an
+        embedded store is one machine's)."""
+        return None
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -221,7 +221,8 @@ def with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
         try:
             no_cache = dataclasses.replace(settings, cache=dataclasses.replace(settings.cache, enabled=False))
             pipeline = build_pipeline(no_cache, store, shared, CollectorRegistry())
-            core = Core(store, pipeline, Authenticator(store, Lockout(shared, settings.auth)))
+            lockout = Lockout(shared, settings.auth, everywhere=store.failure_counts())
+            core = Core(store, pipeline, Authenticator(store, lockout))
             return await work(core)
         finally:
             shared.close()

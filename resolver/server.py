@@ -84,7 +84,7 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         pipeline = build_pipeline(settings, store, shared, metrics.registry)
         await pipeline.start()
         stack.push_async_callback(pipeline.stop)
-        auth = Authenticator(store, Lockout(shared, settings.auth, clock), on_failure=metrics.auth_failed)
+        auth = Authenticator(store, Lockout(shared, settings.auth, clock, everywhere=store.failure_counts()), on_failure=metrics.auth_failed)
         core = Core(store, pipeline, auth, clock=clock,
                     udp_limit=udp_limit(settings.handle, on_size=metrics.udp_rate_sources.set),
                     work=WorkBudget(settings.handle))

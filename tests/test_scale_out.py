@@ -86,6 +86,33 @@ async def test_a_write_on_one_instance_is_read_on_the_other_a_thousand_times(tmp
     assert not a.events("error") and not b.events("error")
 
 
+async def test_failed_logins_on_one_instance_lock_the_source_out_of_the_other(tmp_path, redis_server):
+    """Wrong secrets from 127.0.0.2 sent to A lock that source out of B too,
+    even with the right secret; the real admin on 127.0.0.1 keeps writing
+    through both. The counts live in Redis (registry.redis_failures)."""
+    a_home, b_home = shared_homes(tmp_path, redis_server.url)
+    env = {"IDNODE_STORE": redis_server.url, "IDNODE_AUTH_LOCKOUT_FAILURES": "3", "IDNODE_AUTH_FAILURE_DELAY": "0"}
+
+    async def put_from(source: str, url: str, handle: str, password: str) -> int:
+        connector = aiohttp.TCPConnector(force_close=True, local_addr=(source, 0))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.put(f"{url}/api/handles/{handle}", headers=basic("300:88.118.8/ADMIN", password),
+                                   json={"values": [{"index": 1, "type": "URL", "data": "https://a.example/"}]}) as r:
+                return r.status
+
+    with serving_workers(a_home, 1, env) as a, serving_workers(b_home, 1, env) as b:
+        assert [await put_from("127.0.0.2", a.url, f"88.118.8/guess-{i}", "wrong") for i in range(3)] == [401] * 3
+        assert await put_from("127.0.0.2", b.url, "88.118.8/late", ENT_PASSWORD) == 401     # locked out on B too
+        assert await put_from("127.0.0.1", b.url, "88.118.8/real-b", ENT_PASSWORD) == 201
+        assert await put_from("127.0.0.1", a.url, "88.118.8/real-a", ENT_PASSWORD) == 201
+        assert await put_from("127.0.0.2", a.url, "88.118.8/late-a", ENT_PASSWORD) == 401
+    import redis as redis_py
+    from registry.redis_keys import failure_bucket
+    counts = redis_py.Redis(port=redis_server.port).hget(failure_bucket("127.0.0.2"), "127.0.0.2")
+    assert counts is not None and counts.split(b":")[0] == b"3"      # refusals while locked out are not counted
+    assert redis_py.Redis(port=redis_server.port).hget(failure_bucket("127.0.0.1"), "127.0.0.1") is None
+
+
 async def test_redis_stopped_and_restarted_under_read_load(tmp_path, redis_server):
     """Cached identifiers keep being answered while Redis is down, writes fail
     with 503 and responseCode 3, and everything comes back without a restart."""

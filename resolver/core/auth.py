@@ -99,10 +99,10 @@ class Authenticator:
         self._verified: dict[bytes, tuple[float, Identity]] = {}
 
     # -- shared steps --------------------------------------------------------------
-    def _check_source(self, source: str, protocol: str) -> None:
+    async def _check_source(self, source: str, protocol: str) -> None:
         """Refuse a locked-out source without looking at what it sent (counted as a failure)."""
         try:
-            self._lockout.check(source)
+            await self._lockout.check(source)
         except Refused:
             if self._on_failure is not None:
                 self._on_failure(protocol)
@@ -112,12 +112,12 @@ class Authenticator:
                     code: int = RC.AUTHENTICATION_FAILED) -> Refused:
         if self._on_failure is not None:
             self._on_failure(protocol)
-        await self._sleep(self._lockout.failed(source))
+        await self._sleep(await self._lockout.failed(source))
         return Refused(code, message)
 
-    def check_source(self, source: str, protocol: str) -> None:
+    async def check_source(self, source: str, protocol: str) -> None:
         """Refuse a locked-out source before looking at what it sent (Refused)."""
-        self._check_source(source, protocol)
+        await self._check_source(source, protocol)
 
     async def failed(self, source: str, protocol: str, message: str, code: int = RC.AUTHENTICATION_FAILED) -> Refused:
         """Count a failed proof that a front end checked itself (a session
@@ -129,7 +129,7 @@ class Authenticator:
         """The caller an earlier proof established (a session, a logged-in
         connection), checked again for this request: the identity's key or
         secret must still be there and its prefix enabled."""
-        self._check_source(source, protocol)
+        await self._check_source(source, protocol)
         try:
             identity = await self._identity(handle, index)
             record = await self._store.get_handle(handle) if identity is not None else None
@@ -185,7 +185,7 @@ class Authenticator:
     async def password(self, handle: str, index: int, password: str, source: str, protocol: str) -> Caller:
         """The caller a secret proves for ``index:handle`` (HTTP Basic, the
         CAICT SDK's password login)."""
-        self._check_source(source, protocol)
+        await self._check_source(source, protocol)
         try:
             identity = await self._check_password(handle, index, password)
         except StoreUnavailable as exc:      # the store is away: no verdict either way, and no lock-out (RC 3)
@@ -242,7 +242,7 @@ class Authenticator:
                      protocol: str) -> Caller:
         """The caller a challenge answer proves, for the challenge ``nonce`` on a
         request whose digest was ``digest``."""
-        self._check_source(source, protocol)
+        await self._check_source(source, protocol)
         try:
             if answer.auth_type == SECRET_KEY:
                 index = await self._secret_key_index(nonce, digest, answer)

@@ -14,21 +14,30 @@ from elsewhere, is never locked out by someone else's guesses.
   others'.
 
 The counters live in the node's shared memory (:mod:`resolver.shared`), so
-REST Basic and Handle challenge answers, on any worker, count together.
+REST Basic and Handle challenge answers, on any worker, count together. With
+a store that several node instances share (Redis), they are counted in the
+store too (``Store.failure_counts``), so every instance sees every failure;
+while the store is away each node goes on counting on its own, and a source
+is judged by the larger of the two counts.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from typing import Callable
 
 from protocol.codes import RC
+from registry.errors import StoreUnavailable
+from registry.store import FailureCounts
 
 from ..settings import AuthSettings
 from ..shared import SharedState
 from .errors import Refused
+
+log = logging.getLogger("idnode.auth")
 
 MAX_DELAY_STEPS = 10
 
@@ -48,24 +57,44 @@ def source_of(peer: str) -> str:
 
 class Lockout:
     def __init__(self, shared: SharedState, settings: AuthSettings,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time, *, everywhere: FailureCounts | None = None) -> None:
         self._shared = shared
         self._settings = settings
         self._clock = clock
         self._window = int(math.ceil(settings.lockout_seconds))
+        self._everywhere = everywhere
+        self._away = False
 
     def _now(self) -> int:
         return int(self._clock())
 
-    def check(self, peer: str) -> None:
+    async def _count(self, source: str, add: bool) -> int:
+        now = self._now()
+        local = (self._shared.add_failure if add else self._shared.failures)(source, now, self._window)
+        if self._everywhere is None:
+            return local
+        try:
+            count = await (self._everywhere.add_failure if add else self._everywhere.failures)(
+                source, now, self._window)
+        except StoreUnavailable as exc:
+            if not self._away:
+                log.warning("failed logins are counted by this node alone until the store is back",
+                            extra={"error": str(exc)})
+            self._away = True
+            return local
+        if self._away:
+            log.warning("failed logins are counted with the other nodes again")
+            self._away = False
+        return max(count, local)
+
+    async def check(self, peer: str) -> None:
         """Refuse (RC 403) a source that is locked out."""
-        count = self._shared.failures(source_of(peer), self._now(), self._window)
-        if count >= self._settings.lockout_failures:
+        if await self._count(source_of(peer), False) >= self._settings.lockout_failures:
             raise Refused(RC.AUTHENTICATION_FAILED,
                           "too many failed authentications from this address; try again later",
                           retry_after=self._settings.lockout_seconds)
 
-    def failed(self, peer: str) -> float:
+    async def failed(self, peer: str) -> float:
         """Count a failure of ``peer``; the delay to answer it after (seconds)."""
-        count = self._shared.add_failure(source_of(peer), self._now(), self._window)
+        count = await self._count(source_of(peer), True)
         return self._settings.failure_delay * min(count, MAX_DELAY_STEPS)

@@ -234,7 +234,7 @@ async def caller_of(service: "HandleService", request: Message, peer: str, trans
         if credential is not None and credential.type == MAC:
             raise Refused(RC.SESSION_TIMEOUT, "session expired or unknown; set up a new one")
         return None, None          # an id this node did not give a session (a challenge's, a client's own)
-    auth.check_source(peer, protocol)
+    await auth.check_source(peer, protocol)
     if session.peer != peer:
         raise await auth.failed(peer, protocol, "this session belongs to another client")
     counter = verify_mac(session.key, request) if session.keyed and credential is not None else None

@@ -3,6 +3,7 @@ replicas it waits for, and a commit sent twice."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -12,19 +13,16 @@ from registry import open_store
 from registry.backend import Row
 from registry.errors import CorruptRecord, NotInitialised, StoreUnavailable
 from registry.redis_backend import RedisBackend
-from registry.redis_keys import GLOBAL, RedisOptions, audit, parse_url, row, shard
+from registry.redis_failures import RedisFailures
+from registry.redis_keys import FAIL_WAYS, GLOBAL, RedisOptions, audit, failure_bucket, parse_url, row, shard
 from registry.redis_tx import RedisTx
 from registry.rules import Registry
 
 from .conftest import url
 
 
-@pytest.fixture(params=["redis", "cluster"])
-def place(request, db_path):
-    from .conftest import Place
-    server = request.getfixturevalue("redis_server" if request.param == "redis" else "redis_cluster")
-    server.flush()
-    return Place(request.param, db_path, server)
+# The shared `place` fixture (tests/registry/conftest.py), on the Redis backends only.
+on_redis = pytest.mark.parametrize("place", ["redis", "cluster"], indirect=True)
 
 
 @pytest.mark.parametrize("text, cluster, nodes, db, tls", [
@@ -78,6 +76,7 @@ async def test_an_unreachable_redis_is_store_unavailable(tmp_path, node_key):
 
 
 # -- keys the node did not write ---------------------------------------------------------------
+@on_redis
 async def test_a_key_of_another_type_is_a_corrupt_record_and_nothing_is_written(store, place, caplog):
     await store.put_handle("88.118.8/ok", [url(1, "a")], mode="create", actor="t")
     r = place._redis()
@@ -98,6 +97,7 @@ async def test_a_key_of_another_type_is_a_corrupt_record_and_nothing_is_written(
     assert (await store.get_handle("88.118.8/ok")).values[0].data == b"a"       # the rest is served
 
 
+@on_redis
 async def test_a_record_failing_its_check_is_corrupt(store, place):
     await store.put_handle("88.118.8/x", [url(1, "a")], mode="create", actor="t")
     place._redis().hset(row("88.118.8/x"), "b", b"\xa1\x01\x02")          # values changed behind the node
@@ -109,6 +109,7 @@ async def test_a_record_failing_its_check_is_corrupt(store, place):
 
 
 # -- layout -------------------------------------------------------------------------------------------
+@on_redis
 async def test_identifier_writes_touch_only_their_shards_keys(store, place):
     r = place._redis()
     node_wide = sorted(set(r.keys(f"idn:{{{GLOBAL}}}:*") if place.kind == "redis" else
@@ -124,6 +125,7 @@ async def test_identifier_writes_touch_only_their_shards_keys(store, place):
     assert sum(r.xlen(audit(t)) for t in streams) >= 220
 
 
+@on_redis
 async def test_a_commit_sent_twice_is_written_once(store, place):
     """A lost reply makes redis-py send the script again: the second finds its own token."""
     backend: RedisBackend = store.backend
@@ -145,3 +147,57 @@ async def test_a_write_short_of_its_replicas_fails(redis_server, node_key, hashe
     with pytest.raises(StoreUnavailable, match="0 of 1 replicas"):
         await store.open()            # its first write (the key check) already
     await store.close()
+
+
+# -- failed-login counts shared by the instances (registry.redis_failures) --------------------------
+@on_redis
+async def test_failure_counts_are_shared_exact_and_windowed(store, place):
+    other = place.backend()                  # another instance's connection to the same store
+    await other.open()
+    try:
+        mine, theirs = store.failure_counts(), other.failure_counts()
+        counts = await asyncio.gather(*(c.add_failure("10.0.0.9", 1000, 300) for c in [mine, theirs] * 100))
+        assert sorted(counts) == list(range(1, 201))               # no failure lost, none counted twice
+        assert await theirs.failures("10.0.0.9", 1300, 300) == 200
+        assert await mine.failures("10.0.0.9", 1301, 300) == 0       # the window from the first failure ended
+        assert await mine.add_failure("10.0.0.9", 1301, 300) == 1
+        assert await theirs.failures("10.0.0.8", 1301, 300) == 0
+    finally:
+        await other.close()
+
+
+@on_redis
+async def test_failure_counts_are_a_bounded_table(store, place):
+    """Far more sources than a bucket holds: each bucket keeps FAIL_WAYS, a
+    newcomer takes the stalest place, and a bucket expires after its window."""
+    bucket = failure_bucket("victim")
+    crowd = [s for s in (f"10.1.{i // 256}.{i % 256}" for i in range(200_000)) if failure_bucket(s) == bucket][:20]
+    assert len(crowd) == 20
+    counts = store.failure_counts()
+    await counts.add_failure("victim", 1000, 300)
+    for n, source in enumerate(crowd):
+        assert await counts.add_failure(source, 1001 + n, 300) == 1
+    r = place._redis()
+    assert r.hlen(bucket) == FAIL_WAYS
+    assert await counts.failures("victim", 1100, 300) == 0            # the stalest went first
+    assert await counts.failures(crowd[-1], 1100, 300) == 1
+    assert 0 < r.ttl(bucket) <= 301
+
+
+async def test_lockout_counts_alone_while_the_store_is_away():
+    from redis import asyncio as aredis
+
+    from bench.redisproc import free_port
+    from resolver.core.errors import Refused
+    from resolver.core.lockout import Lockout
+    from resolver.settings import AuthSettings
+    from resolver.shared import SharedState
+    away = RedisFailures(lambda: aredis.Redis(port=free_port(), socket_connect_timeout=0.2))
+    with pytest.raises(StoreUnavailable):
+        await away.add_failure("10.0.0.1", 1000, 300)
+    lock = Lockout(SharedState.private(), AuthSettings(failure_delay=0, lockout_failures=2), everywhere=away)
+    await lock.failed("10.0.0.1")
+    await lock.check("10.0.0.1")
+    await lock.failed("10.0.0.1")
+    with pytest.raises(Refused):
+        await lock.check("10.0.0.1")                 # locked out by this node's own count

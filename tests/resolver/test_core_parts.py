@@ -67,21 +67,21 @@ def test_failure_table_counts_per_source_in_a_window():
 
 
 # -- lock-out -------------------------------------------------------------------------------------
-def test_lockout_slows_down_then_locks_the_source_only():
+async def test_lockout_slows_down_then_locks_the_source_only():
     clock = Clock()
     lock = Lockout(SharedState.private(), AuthSettings(failure_delay=0.5, lockout_failures=3, lockout_seconds=300),
                    clock)
-    assert [lock.failed("10.0.0.1") for _ in range(2)] == [0.5, 1.0]        # each failure waits longer
-    lock.check("10.0.0.1")
-    assert lock.failed("10.0.0.1") == 1.5
+    assert [await lock.failed("10.0.0.1") for _ in range(2)] == [0.5, 1.0]   # each failure waits longer
+    await lock.check("10.0.0.1")
+    assert await lock.failed("10.0.0.1") == 1.5
     with pytest.raises(Refused) as err:
-        lock.check("10.0.0.1")
+        await lock.check("10.0.0.1")
     assert err.value.code == 403 and err.value.retry_after == 300
-    lock.check("10.0.0.2")                                                  # another source is not locked
+    await lock.check("10.0.0.2")                                            # another source is not locked
     clock.now += 301
-    lock.check("10.0.0.1")                                                  # the window passed
+    await lock.check("10.0.0.1")                                            # the window passed
     for _ in range(20):
-        delay = lock.failed("10.0.0.3")
+        delay = await lock.failed("10.0.0.3")
     assert delay == 5.0                                                     # capped at ten steps
 
 
