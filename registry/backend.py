@@ -128,6 +128,8 @@ class Backend(abc.ABC):
     #: store's point read, which never waits on the network): the node then
     #: answers a cache miss without a task of its own.
     reads_inline: bool = False
+    #: Reads asked for and not answered yet.
+    reads_waiting: int = 0
 
     @abc.abstractmethod
     async def read(self, key: str) -> ReadRow | None: ...

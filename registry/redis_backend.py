@@ -106,6 +106,7 @@ class RedisBackend(Backend):
         self._commit_script: Any = None
         self._resting: dict[str, float] = {}     # master name -> when it may be written to again
         self._pending: list[tuple[str, asyncio.Future]] = []     # reads waiting for this turn's pipeline
+        self.reads_waiting = 0                   # reads asked for and not answered (bounded)
         self._batches: set[asyncio.Task] = set()
         self._failures = RedisFailures(self._reader)
 
@@ -305,8 +306,16 @@ class RedisBackend(Backend):
         """One record. Reads asked for in the same turn of the event loop go
         to Redis together, in one pipeline of at most ``READ_BATCH`` (the
         misses of one burst of datagrams or connections): redis-py's cost per
-        round trip is paid once per batch instead of once per read."""
+        round trip is paid once per batch instead of once per read. At most
+        ``max_reads_waiting`` reads wait at once (a Redis slower than the
+        requests coming in): past that a read fails at once (StoreUnavailable,
+        RC 3; the cache stage still answers from stale entries) instead of
+        queueing without end."""
+        if self.reads_waiting >= self.options.max_reads_waiting:
+            raise StoreUnavailable(f"{self.reads_waiting} reads are already waiting on the Redis store "
+                                   f"{self.target!r} (store.max_reads_waiting); try again shortly")
         future = asyncio.get_running_loop().create_future()
+        self.reads_waiting += 1
         self._pending.append((key, future))
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self._send_pending)
@@ -324,6 +333,8 @@ class RedisBackend(Backend):
             found = await self._fetch({k for k, _ in batch})
         except BaseException as exc:  # noqa: BLE001 - every reader of the batch gets it
             found = {k: exc for k, _ in batch}
+        finally:
+            self.reads_waiting -= len(batch)
         for key, future in batch:
             if not future.done():
                 result = found.get(key)

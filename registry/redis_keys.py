@@ -118,6 +118,7 @@ class RedisOptions:
     timeout: float = 1.0              # socket timeout per command
     deadline: float = 5.0             # a write that cannot commit by then fails (RC 3)
     writers: int = 4                  # writer threads
+    max_reads_waiting: int = 16_384   # reads waiting on Redis at most; past it a read fails at once (RC 3)
 
 
 # -- URLs --------------------------------------------------------------------------------

@@ -360,6 +360,9 @@ class Registry(Store):
     def reads_inline(self) -> bool:               # type: ignore[override]
         return self.backend.reads_inline
 
+    def reads_waiting(self) -> int:
+        return self.backend.reads_waiting
+
     async def get_handle(self, handle: "str | Handle") -> HandleRecord | None:
         return _resolved(await self.backend.read(_handle(handle).key))
 

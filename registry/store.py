@@ -84,6 +84,12 @@ class HandleStore(abc.ABC):
     #: Whether :meth:`get_handle_now` works: the backend reads on the caller's thread.
     reads_inline: bool = False
 
+    def reads_waiting(self) -> int:
+        """Reads sent to the store and not answered yet (a backend that reads
+        over the network bounds them; a read past the bound is refused with
+        StoreUnavailable at once)."""
+        return 0
+
     @abc.abstractmethod
     async def get_handle(self, handle: "str | Handle") -> HandleRecord | None:
         """Look up by identifier (text, or an already parsed Handle), compared

@@ -111,13 +111,14 @@ class StoreSettings:
     replica_timeout: float = 1.0       # Redis: seconds a write waits for them
     timeout: float = 1.0               # Redis: seconds per command
     write_deadline: float = 5.0        # Redis: a write not committed by then fails (RC 3, REST 503)
+    max_reads_waiting: int = 16_384    # Redis: reads waiting on it at most, per process; past it RC 3 at once
 
     def redis_options(self):
         """How the Redis backend writes (registry.redis_keys.RedisOptions)."""
         from registry.redis_keys import RedisOptions
         replicas = self.replicas if self.replicas >= 0 else (1 if "+cluster://" in self.url else 0)
         return RedisOptions(replicas=replicas, replica_timeout=self.replica_timeout, timeout=self.timeout,
-                            deadline=self.write_deadline)
+                            deadline=self.write_deadline, max_reads_waiting=self.max_reads_waiting)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +244,7 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("store", "replica_timeout"): _SECONDS,
     ("store", "timeout"): _SECONDS,
     ("store", "write_deadline"): _SECONDS,
+    ("store", "max_reads_waiting"): _at_least(1),
     ("cache", "max_entries"): _at_least(1),
     ("cache", "max_bytes"): _at_least(1),
     ("cache", "max_negative_entries"): _at_least(1),

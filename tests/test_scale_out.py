@@ -151,7 +151,8 @@ async def test_redis_stopped_and_restarted_under_read_load(tmp_path, redis_serve
             async with session.get(f"{node.url}/readyz") as r:
                 assert r.status == 503 and (await r.json())["status"] == "unavailable"
             async with session.get(f"{node.url}/metrics") as r:                      # operators still see it
-                assert r.status == 200 and "idnode_cache" in await r.text()
+                text = await r.text()
+                assert r.status == 200 and "idnode_cache" in text and "idnode_registry_reads_waiting" in text
             during = reads
             await asyncio.sleep(0.5)
             assert reads > during                    # the load went on through the outage

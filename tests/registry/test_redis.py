@@ -201,3 +201,21 @@ async def test_lockout_counts_alone_while_the_store_is_away():
     await lock.failed("10.0.0.1")
     with pytest.raises(Refused):
         await lock.check("10.0.0.1")                 # locked out by this node's own count
+
+
+# -- reads waiting on Redis are bounded ----------------------------------------------------------------
+@on_redis
+async def test_reads_past_the_bound_fail_at_once_and_the_rest_are_answered(store, place, node_key):
+    await store.put_handle("88.118.8/read-0", [url(1, "a")], mode="create", actor="t")
+    bounded = Registry(place.backend(max_reads_waiting=4), node_key)
+    await bounded.open()
+    try:
+        got = await asyncio.gather(*(bounded.get_handle("88.118.8/read-0") for _ in range(10)),
+                                   return_exceptions=True)
+        refused = [g for g in got if isinstance(g, StoreUnavailable)]
+        assert len(refused) == 6 and "store.max_reads_waiting" in str(refused[0])
+        assert [g.values[0].data for g in got if not isinstance(g, BaseException)] == [b"a"] * 4
+        assert bounded.reads_waiting() == 0                  # every waiting read was answered
+        assert (await bounded.get_handle("88.118.8/read-0")).values[0].data == b"a"
+    finally:
+        await bounded.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from registry.errors import StoreUnavailable
 from registry.store import HandleStore
@@ -18,9 +18,15 @@ class RegistryStage:
         self._store = store
         self._unavailable = Counter("idnode_registry_unavailable_total",
                                     "Resolutions the registry could not answer (busy, down).", registry=registry)
+        self._waiting = Gauge("idnode_registry_reads_waiting",
+                              "Reads sent to the store and not answered yet (bounded by store.max_reads_waiting).",
+                              registry=registry, multiprocess_mode="livesum")
         self.next = None                      # the last stage
         if not store.reads_inline:
             self.resolve_now = None           # type: ignore[assignment]  # a miss must await this store
+
+    def collect(self) -> None:
+        self._waiting.set(self._store.reads_waiting())
 
     async def start(self) -> None:
         pass
