@@ -219,3 +219,78 @@ async def test_reads_past_the_bound_fail_at_once_and_the_rest_are_answered(store
         assert (await bounded.get_handle("88.118.8/read-0")).values[0].data == b"a"
     finally:
         await bounded.close()
+
+
+# -- a slot moving between masters under writes (MOVED, ASK, TRYAGAIN) ------------------------------
+@pytest.mark.parametrize("place", ["cluster"], indirect=True)
+async def test_a_slot_migrating_under_writes_leaves_nothing_half_written(store, place, node_key):
+    """One shard's slot moves to another master, its keys half-way across
+    while writes go on (the masters answer ASK and TRYAGAIN, then MOVED):
+    each write is acknowledged whole or refused (RC 3), never half there."""
+    from redis.crc import key_slot
+    tag = shard("88.118.8/mig-0")
+    handles = [h for h in (f"88.118.8/mig-{i}" for i in range(20_000)) if shard(h) == tag][:40]
+    for h in handles[:20]:                              # half exist before the move, half are created during it
+        await store.put_handle(h, [url(1, "before")], mode="create", actor="t")
+    count = await store.count_handles()
+    slot = key_slot(row(handles[0]).encode())
+    rc = place._redis()
+    src = next(s for s in place.server.masters() if s.port == rc.get_node_from_key(row(handles[0])).port)
+    dst = next(s for s in place.server.masters() if s is not src)
+    src_id, dst_id = (s.client().execute_command("CLUSTER MYID") for s in (src, dst))
+    dst.client().execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+    src.client().execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+    keys = src.client().execute_command("CLUSTER GETKEYSINSLOT", slot, 10_000)
+    assert len(keys) > 20
+    moved = {row(h) for h in handles[:10]}               # some records; their audit stream stays
+    assert moved < {k.decode() if isinstance(k, bytes) else k for k in keys}
+    src.client().migrate("127.0.0.1", dst.port, list(moved), 0, 5000)
+
+    # Half-way: a write whose keys are split between the masters cannot commit; it fails whole, in time.
+    hurried = Registry(place.backend(deadline=0.3), node_key)
+    await hurried.open()
+    try:
+        seq = await store.last_seq()
+        with pytest.raises(StoreUnavailable):
+            await hurried.put_handle(handles[0], [url(1, "split")], mode="replace", actor="t")
+        assert await store.last_seq() == seq
+    finally:
+        await hurried.close()
+
+    acked: dict[str, str] = {}
+    refused = 0
+
+    writes_acked = 0
+
+    async def write(h: str, value: str) -> None:
+        nonlocal refused, writes_acked
+        try:
+            await store.put_handle(h, [url(1, value)], mode="replace", actor="t")
+            acked[h] = value
+            writes_acked += 1
+        except StoreUnavailable:
+            refused += 1
+
+    async def finish_the_move() -> None:
+        await asyncio.sleep(0.2)
+        rest = src.client().execute_command("CLUSTER GETKEYSINSLOT", slot, 10_000)
+        if rest:
+            src.client().migrate("127.0.0.1", dst.port, rest, 0, 5000)
+        for s in place.server.masters():
+            s.client().execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+
+    mover = asyncio.create_task(finish_the_move())
+    for r in range(6):
+        await asyncio.gather(*(write(h, f"round-{r}") for h in handles))
+    await mover
+    await asyncio.gather(*(write(h, "after") for h in handles))
+    assert acked and all(acked[h] == "after" for h in handles)          # once moved, every write goes through
+
+    # Nothing half-written: every record passes its check, its listing entry, audit entries and the count agree.
+    listed = set((await store.list_handles("88.118.8", limit=1000)).items)
+    for h in handles:
+        assert (await store.get_handle(h)).values[0].data == b"after"
+        assert h in listed
+    assert await store.count_handles() == count + 20                  # the 20 created during the move
+    assert len([e for e in await store.audit(since_seq=0, limit=0) if e.handle.startswith("88.118.8/mig-")]) \
+        == 20 + writes_acked
