@@ -62,7 +62,7 @@ import cbor2
 import redis
 import redis.asyncio as aredis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import AskError, ClusterError, ReadOnlyError, RedisError, ResponseError, TryAgainError
 from redis.retry import Retry
 
 from . import redis_keys as K
@@ -81,7 +81,21 @@ FEED_BATCH = 10_000           # audit entries read per stream per look; a reader
 _LIST_CHUNK = 64              # listing entries asked of one shard at a time
 _TRANSIENT = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")
 
+_MOVING = ("MOVED", "ASK", "TRYAGAIN")          # a slot on its way to another master: this one is fine
+
+
+def _moving(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, (AskError, TryAgainError)) or (
+        isinstance(exc, ResponseError) and (text.startswith(_MOVING) or any(f"error: {t}" in text for t in _MOVING)))
+
+
 def _transient(exc: BaseException) -> bool:
+    """Worth trying again: Redis away, a failover, a slot moving. (redis-py
+    names some answers by class only: TRYAGAIN arrives as TryAgainError
+    whose text is Redis's explanation, not the code.)"""
+    if isinstance(exc, (AskError, TryAgainError, ClusterError, ReadOnlyError)):
+        return True
     if isinstance(exc, ResponseError):
         text = str(exc)
         return text.startswith(_TRANSIENT) or any(f"error: {t}" in text for t in _TRANSIENT)   # or in a pipeline
@@ -273,8 +287,9 @@ class RedisBackend(Backend):
             pipe.execute_command("WAIT", self.options.replicas, int(self.options.replica_timeout * 1000))
         try:
             replies = pipe.execute()
-        except RedisError:
-            self._rest(name)
+        except RedisError as exc:
+            if not _moving(exc):           # a redirection is no sign of a master in trouble
+                self._rest(name)
             raise
         if replies[0] not in (1, 2):
             return False                   # a record read has changed: run again

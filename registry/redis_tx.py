@@ -24,24 +24,25 @@ COMMIT = """
 local token = ARGV[1]
 local checks = tonumber(ARGV[2])
 local a = 3
+local changed = nil
 for i = 1, checks do
   local k = KEYS[tonumber(ARGV[a])]
-  local t = redis.call('TYPE', k)['ok']
-  if t ~= 'none' and t ~= 'hash' then return {err = 'WRONGTYPE ' .. k} end
-  if redis.call('HGET', k, 'v') == token then return 2 end
+  local have = redis.pcall('HGET', k, 'v')
+  if type(have) == 'table' then return {err = 'WRONGTYPE ' .. k} end
+  if have == token then return 2 end
+  if changed == nil and (have or '') ~= ARGV[a + 1] then changed = k end
   a = a + 2
 end
-a = 3
-for i = 1, checks do
-  local have = redis.call('HGET', KEYS[tonumber(ARGV[a])], 'v') or ''
-  if have ~= ARGV[a + 1] then return KEYS[tonumber(ARGV[a])] end
-  a = a + 2
-end
+if changed then return changed end
 local first = a
+local typed = {}
 while a <= #ARGV do
-  local k, want = KEYS[tonumber(ARGV[a + 1])], ARGV[a + 2]
-  local t = redis.call('TYPE', k)['ok']
-  if t ~= 'none' and t ~= want then return {err = 'WRONGTYPE ' .. k} end
+  local i, want = ARGV[a + 1], ARGV[a + 2]
+  if typed[i] == nil then
+    local t = redis.call('TYPE', KEYS[tonumber(i)])['ok']
+    if t ~= 'none' and t ~= want then return {err = 'WRONGTYPE ' .. KEYS[tonumber(i)]} end
+    typed[i] = true
+  end
   a = a + 4 + tonumber(ARGV[a + 3])
 end
 a = first

@@ -21,6 +21,7 @@ once for every backend:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -440,15 +441,22 @@ class Registry(Store):
                 results[i] = ItemResult(label, exc.code, str(exc))
         if good:        # one transaction per group (the whole batch unless the backend splits it)
             groups = self.backend.batch_groups([g[2].key for g in good])
-            for group in groups:
-                part = good if len(group) == len(good) else [good[i] for i in group]
+            if len(groups) == 1:
+                await self._write(self._batch_tx, actor, good, results, bool(overwrite), decide)
+                return results  # type: ignore[return-value]
+
+            async def write(part: list) -> None:
                 try:
                     await self._write(self._batch_tx, actor, part, results, bool(overwrite), decide)
-                except StoreUnavailable as exc:
-                    if len(groups) == 1:
-                        raise               # nothing was written: the whole batch failed
-                    for i, label, *_ in part:      # the other groups stand: say which items did not
+                except StoreUnavailable as exc:     # the other groups stand: say which items did not
+                    for i, label, *_ in part:
                         results[i] = ItemResult(label, exc.code, str(exc))
+            # Groups share no identifier, so they commit side by side (on the backend's writers).
+            outcomes = await asyncio.gather(*(write([good[i] for i in group]) for group in groups),
+                                            return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         return results  # type: ignore[return-value]
 
     def _batch_tx(self, w: _Work, good: list, results: list, overwrite: bool, decide: Decide | None) -> None:

@@ -258,18 +258,17 @@ async def test_a_slot_migrating_under_writes_leaves_nothing_half_written(store, 
         await hurried.close()
 
     acked: dict[str, str] = {}
-    refused = 0
 
     writes_acked = 0
 
     async def write(h: str, value: str) -> None:
-        nonlocal refused, writes_acked
+        nonlocal writes_acked
         try:
             await store.put_handle(h, [url(1, value)], mode="replace", actor="t")
             acked[h] = value
             writes_acked += 1
         except StoreUnavailable:
-            refused += 1
+            pass                 # refused whole (RC 3): allowed while the slot moves; checked below
 
     async def finish_the_move() -> None:
         await asyncio.sleep(0.2)
