@@ -86,6 +86,31 @@ async def test_a_write_on_one_instance_is_read_on_the_other_a_thousand_times(tmp
     assert not a.events("error") and not b.events("error")
 
 
+async def test_writers_of_one_record_on_two_instances_all_get_through(tmp_path, redis_server):
+    """Six writers of each of ten records at once, through both instances:
+    conflicting writes are tried again (with growing random pauses) until
+    each goes through, and both instances then serve a value of the last round."""
+    a_home, b_home = shared_homes(tmp_path, redis_server.url)
+    env = {"IDNODE_STORE": redis_server.url}
+    with serving_workers(a_home, 1, env) as a, serving_workers(b_home, 1, env) as b:
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for r in range(5):
+                puts = await asyncio.gather(*(put(session, (a.url, b.url)[i % 2], f"88.118.8/busy-{i % 10}",
+                                                  value(i, r)) for i in range(60)))
+                statuses += [p.status for p in puts]
+            assert set(statuses) <= {200, 201} and statuses.count(201) == 10
+            last = {f"88.118.8/busy-{i % 10}": set() for i in range(10)}
+            for i in range(60):
+                last[f"88.118.8/busy-{i % 10}"].add(value(i, 4))
+            deadline = time.monotonic() + SEEN_WITHIN
+            for url in (a.url, b.url):
+                for h, written in last.items():
+                    while await resolved(session, url, h) not in written:
+                        assert time.monotonic() < deadline, f"{h} on {url} never showed the last round"
+                        await asyncio.sleep(0.05)
+
+
 async def test_failed_logins_on_one_instance_lock_the_source_out_of_the_other(tmp_path, redis_server):
     """Wrong secrets from 127.0.0.2 sent to A lock that source out of B too,
     even with the right secret; the real admin on 127.0.0.1 keeps writing

@@ -22,6 +22,8 @@ another node stays the same record).
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from typing import Awaitable, Callable, Sequence
 
@@ -36,7 +38,8 @@ from .caller import Caller, Identity
 from .errors import Refused, refused
 from .permissions import Needed, needed_for_change, same_value
 
-ATTEMPTS = 4            # conditional writes tried before answering "busy"
+ATTEMPTS = 8            # conditional writes tried before answering "busy"
+BACKOFF = 0.002         # seconds: after the n-th conflict, a random pause of up to BACKOFF * 2**n
 _DELETE = object()
 
 
@@ -112,7 +115,9 @@ class Writes:
         """Read, decide, write only if unchanged; again if another write came in
         between. ``decide`` returns the new values, :data:`_DELETE`, or None
         (nothing to write)."""
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
+            if attempt:      # writers of one record that keep colliding spread out (random, growing pauses)
+                await asyncio.sleep(random.uniform(0, BACKOFF * 2 ** attempt))
             try:
                 current = await self.store.get_versioned(handle)
                 outcome = await decide(current)
