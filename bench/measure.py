@@ -89,6 +89,8 @@ def scenario(r: "Run", s: Scenario, node: servers.Server, cache_on: bool) -> dic
         return _open(r, s, node)
     if s.kind == "register":
         return _register(r, s, node)
+    if s.kind == "mixed":
+        return _mixed(r, s, node)
     raise ValueError(f"{s.name}: not a node scenario")
 
 
@@ -197,6 +199,53 @@ def _register(r: "Run", s: Scenario, node: servers.Server) -> dict:
     r.specs[s.name] = need
     return report.load_entry(s, _measure(r, need, node), items=items, generator="python", keyset=None, cache="",
                              procs=r.procs)
+
+
+WRITE_EVERY = 10          # mixed-two: one PUT in every ten requests
+
+
+def _mixed(r: "Run", s: Scenario, node: servers.Server) -> dict:
+    """Half the connections to ``node``, half to a second instance started on
+    a copy of its home (the same store, the same keys), each pinned to the
+    node's core; both loads run at once. The entry's figures are the sum of
+    the two; each instance's own are under ``instances``."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+    ks = _keyset(r, s.keys)
+    auth = wire.basic_auth(r.home.node_admin, r.home.node_secret)
+    handles = ks.handles[:max(1_000, r.opts.register_pool)]
+    n = max(1, r.opts.size)
+
+    def requests(port: int) -> tuple[bytes, ...]:
+        host = f"127.0.0.1:{port}"
+        out = []
+        for i, h in enumerate(handles):
+            if i % WRITE_EVERY == WRITE_EVERY - 1:
+                out += wire.rest_puts([(h, record_values((i * 7919) % n, r.opts.records))], host, auth)
+            else:
+                out += wire.rest_gets([h], host)
+        return tuple(out)
+
+    b_home = r.tmp / "home-b"
+    if not b_home.exists():
+        shutil.copytree(r.home.path, b_home)
+    env = {"IDNODE_LOG_LEVEL": "warning", "IDNODE_CACHE_ENABLED": "1"}
+    if r.store_url:
+        env["IDNODE_STORE"] = r.store_url
+    other = servers.start_node(b_home, env=env, cpus=r.plan.server, log=r.tmp / "node-b.log", hs=False,
+                               probe_handle=probe_handle())
+    try:
+        conc = max(1, r.opts.http_connections // 2)
+        specs = [(_spec(r, "http", srv.port, requests(srv.port), (200, 201), conc), srv) for srv in (node, other)]
+        for spec, _ in specs:
+            _prime_auth(spec.port, next(q for q in spec.requests if q.startswith(b"PUT")))
+        with ThreadPoolExecutor(2) as pool:
+            runs = [f.result() for f in [pool.submit(_load, r, spec, srv.pid) for spec, srv in specs]]
+    finally:
+        other.stop()
+    each = [report.load_entry(s, (res, None, attempts), items=1, generator="python", keyset=ks, cache="on",
+                              procs=r.procs) for res, attempts in runs]
+    return report.combined_entry(s, each, write_share=1 / WRITE_EVERY)
 
 
 def _prime_auth(port: int, request: bytes) -> None:

@@ -123,6 +123,22 @@ def load_entry(s: "Scenario", measured, *, items: int, generator: str, keyset, c
     return out
 
 
+def combined_entry(s: "Scenario", each: list[dict], **extra) -> dict:
+    """One load spread over several node instances: throughput and errors
+    summed, CPU summed over the instances, latency that of the slower one;
+    every instance's own entry under ``instances``."""
+    done = sum(e["requests"] for e in each)
+    cpu = sum(e["node"]["cpu_seconds"] for e in each)
+    seconds = max(e["seconds"] for e in each)
+    slowest = max(each, key=lambda e: e["latency"].get("p99_us") or 0)
+    return {**_base(s), "mode": "closed", **extra, "throughput_rps": round(sum(e["throughput_rps"] for e in each), 1),
+            "requests": done, "seconds": seconds, "latency": slowest["latency"],
+            "errors": {"total": sum(e["errors"]["total"] for e in each)},
+            "node": {"cpu_seconds": round(cpu, 3), "busy": round(cpu / seconds, 3) if seconds else 0.0,
+                     "cpu_s_per_1k": round(cpu / done * 1000, 4) if done else None},
+            "instances": each}
+
+
 def point(fraction: float, result: LoadResult, attempts: int = 1) -> dict:
     lat = summarise(result.latencies)
     d = lat.as_dict()

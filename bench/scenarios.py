@@ -7,7 +7,9 @@ set asked again and again: every identifier cached once a cache exists),
 ``cold`` (uniform over all N with the node's cache turned off), ``notfound``
 and ``zipf`` (s = 1.1 over all N). ``<protocol>-hot-open`` runs open loop at
 fixed fractions of the closed-loop maximum. ``register-single``,
-``register-batch`` and ``import`` measure writes.
+``register-batch`` and ``import`` measure writes; ``mixed-two`` reads and
+writes through two node instances sharing the store (the Redis ones: each
+instance's cache learns of the other's writes from the change feed).
 
 A word on the command line selects every scenario it names or tags:
 ``idnode bench hot`` runs every hot scenario, ``idnode bench hs-udp`` every
@@ -74,6 +76,9 @@ def _table() -> tuple[Scenario, ...]:
                         frozenset({"register", "write", "all"}), "PUT /api/handles/{new handle}, one per request"))
     out.append(Scenario("register-batch", "register", "cbor-batch", "", True,
                         frozenset({"register", "write", "all"}), "POST /api/batch/register in CBOR, many per request"))
+    out.append(Scenario("mixed-two", "mixed", "rest", "zipf", True, frozenset({"mixed", "write", "rest", "all"}),
+                        "two node instances on one store, each given half the connections: REST GETs (Zipf "
+                        "over all N) with one PUT replacing an existing record in every ten requests"))
     out.append(Scenario("import", "import", "cli", "", True, frozenset({"import", "write", "all"}),
                         "`idnode import` of N CSV rows into a fresh embedded store"))
     return tuple(out)

@@ -159,3 +159,21 @@ def test_a_node_of_two_workers_is_measured_as_one(tmp_path):
         return
     assert "failed" not in e and e["errors"]["total"] == 0 and e["requests"] > 0
     assert e["node"]["cpu_s_per_1k"] > 0
+
+
+def test_a_mixed_load_over_two_instances_on_redis(tmp_path):
+    """``mixed-two --store redis``: the harness's own redis-server, a second
+    instance beside the node, both loaded at once; the entry sums the two,
+    beside redis-benchmark's GET and SET from the same run."""
+    proc = subprocess.run([str(IDNODE), "bench", "mixed-two", "--store", "redis", "--quick", "--size", "300",
+                           "--duration", "0.5", "--warmup", "0.1", "--records", "small", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=DEADLINE,
+                          env={"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    e = _result(tmp_path, "small-redis-mixed-two")
+    assert "failed" not in e, e.get("failed")
+    a, b = e["instances"]
+    assert a["requests"] > 0 and b["requests"] > 0 and e["requests"] == a["requests"] + b["requests"]
+    assert e["errors"]["total"] == 0 and e["write_share"] == 0.1
+    ceilings = json.loads(next(tmp_path.glob("*-small-redis-ceilings.json")).read_text())["ceilings"]
+    assert {c["name"] for c in ceilings} >= {"redis-server GET (redis-benchmark)", "redis-server SET (redis-benchmark)"}
