@@ -72,6 +72,11 @@ def shared_values() -> list[HandleValue]:
     ]
 
 
+def busy(status: int, doc: dict) -> bool:
+    """The one 5xx a front end may answer: 503 with RC 3, the store away."""
+    return status == 503 and doc.get("responseCode") == RC.SERVER_BUSY
+
+
 def shape(values) -> tuple:
     """Values as compared: (index, type, data); secrets only by their place."""
     return tuple(sorted((v.index, v.type, SEALED if is_secret_type(v.type) else v.data) for v in values))
@@ -97,7 +102,7 @@ class World:
         async with self.session.get(f"{self.url}/api/handles/{handle}", params=params,
                                     headers=self.headers(caller)) as r:
             doc = await r.json()
-        assert r.status < 500, doc
+        assert r.status < 500 or busy(r.status, doc), doc
         return doc["responseCode"], shape(values_from_json(doc.get("values", [])))
 
     async def batch(self, path: str, caller: str, body: dict, cbor: bool) -> tuple[int, dict]:
@@ -111,11 +116,13 @@ class World:
         async with self.session.post(f"{self.url}/api/batch/{path}", headers=headers, **kw) as r:
             raw = await r.read()
             doc = cbor2.loads(raw) if r.content_type == "application/cbor" else orjson.loads(raw)
-        assert r.status < 500, doc
+        assert r.status < 500 or busy(r.status, doc), doc
         return r.status, doc
 
     async def batch_read(self, caller, handle, cbor: bool):
         status, doc = await self.batch("resolve", caller, {"handles": [handle]}, cbor)
+        if busy(status, doc):
+            return doc["responseCode"], ()
         assert status == 200, doc
         (item,) = doc["results"]
         return item["responseCode"], shape(values_from_json(item.get("values", [])))
@@ -140,7 +147,7 @@ class World:
             call = self.session.delete(base, headers=headers)
         async with call as r:
             doc = await r.json()
-        assert r.status < 500, doc
+        assert r.status < 500 or busy(r.status, doc), doc
         return doc["responseCode"]
 
     async def batch_write(self, caller, op, handle, values, cbor: bool):
@@ -228,12 +235,13 @@ class World:
         return RC.SUCCESS if status == 0 else None          # the CLI says "failed", not which code
 
 
-@pytest.fixture
-async def world(tmp_path):
+async def provisioned(tmp_path: Path, **overrides):
+    """The node of the tables: its settings, its prefixes and records in place."""
     home = tmp_path / "home"
     settings = load_settings(env={}, overrides={"node.home": str(home), "http.port": 0, "handle.port": 0,
                                                  "auth.failure_delay": 0.0, "handle.idle_timeout": 2,
-                                                 "handle.crypto_rate": 0})   # hundreds of sessions from one address
+                                                 "handle.crypto_rate": 0,   # hundreds of sessions from one address
+                                                 **overrides})
     await provision_node(settings)
     store = store_of(settings)
     await store.open()
@@ -247,8 +255,14 @@ async def world(tmp_path):
         await store.set_prefix_state("88.118.11", "disabled", actor="test")
     finally:
         await store.close()
+    return settings
+
+
+@pytest.fixture
+async def world(tmp_path):
+    settings = await provisioned(tmp_path)
     async with serving(settings, clock=lambda: NOW) as running, aiohttp.ClientSession() as session:
-        yield World(running, session, home)
+        yield World(running, session, settings.home)
 
 
 # ---------------------------------------------------------------- reads
@@ -462,3 +476,55 @@ async def test_every_front_end_lists_the_same(world):
             answers["cli"] = (RC.SUCCESS, [orjson.loads(line)["handle"] for line in out.splitlines()])
         want = (LISTS[caller], expected if LISTS[caller] == RC.SUCCESS else [])
         assert all(got == want for got in answers.values()), (caller, answers)
+
+
+# ---------------------------------------------------------------- the store away
+
+@pytest.fixture
+async def away(tmp_path):
+    """The world on a Redis store of its own, which the test stops."""
+    from bench import redisproc
+    server = redisproc.Server(redisproc.free_port(), tmp_path / "redis").start()
+    try:
+        settings = await provisioned(tmp_path, **{"store.url": server.url, "store.timeout": 0.3,
+                                                  "store.write_deadline": 1.0})
+        async with serving(settings, clock=lambda: NOW) as running, aiohttp.ClientSession() as session:
+            yield World(running, session, settings.home), server
+    finally:
+        server.stop()
+
+
+async def test_every_front_end_says_the_same_when_the_store_is_away(away):
+    """Redis stopped: every read of an uncached identifier and every write,
+    by anyone, over every front end, is RC 3 (REST and batch: 503), never
+    an authentication failure; and no caller is locked out for it."""
+    world, server = away
+    server.stop()
+    for caller in CALLERS:
+        reads = {"rest": (await world.rest_read(caller, PLAIN, (), ()))[0],
+                 "batch-json": (await world.batch_read(caller, PLAIN, cbor=False))[0],
+                 "batch-cbor": (await world.batch_read(caller, PLAIN, cbor=True))[0],
+                 **{f"hs-{t}": (await world.hs_read(t, caller, PLAIN, (), ()))[0]
+                    for t in ("tcp", "udp", "http", "session")}}
+        assert set(reads.values()) == {RC.SERVER_BUSY}, (caller, reads)
+        values = [NEW_URL]
+        writes = {"rest": await world.rest_write(caller, "replace", PLAIN, values),
+                  "batch-json": await world.batch_write(caller, "replace", PLAIN, values, cbor=False),
+                  "batch-cbor": await world.batch_write(caller, "replace", PLAIN, values, cbor=True),
+                  **{f"hs-{t}": await world.hs_write(t, caller, "replace", PLAIN, values)
+                     for t in ("tcp", "http", "session", "login")}}
+        want = RC.AUTHENTICATION_NEEDED if caller == "anonymous" else RC.SERVER_BUSY
+        assert set(writes.values()) == {want}, (caller, writes)
+    for args in (("resolve", PLAIN, "--json"), ("delete", PLAIN)):            # the operator
+        status, out, err = await world.cli("--store", server.url, *args)
+        assert status == 1 and "cannot reach the Redis store" in err and out == "", (args, err)
+
+    server.start()                           # back: nobody was locked out by the outage
+    code = RC.SERVER_BUSY
+    while code == RC.SERVER_BUSY:            # until the node's connections are back (redis-py's retries)
+        await asyncio.sleep(0.1)
+        code = await world.rest_write("prefix admin", "replace", PLAIN, [NEW_URL])
+    assert code == RC.SUCCESS
+    assert await world.rest_write("node admin", "replace", PLAIN, [NEW_URL]) == RC.SUCCESS
+    assert await world.hs_write("tcp", "partner", "modify", PLAIN, [NEW_URL]) == RC.NOT_AN_ADMIN   # judged again
+    assert await world.hs_write("tcp", "prefix admin", "replace", PLAIN, [NEW_URL]) == RC.SUCCESS
