@@ -25,6 +25,12 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("IDNODE_")}
 
 
+def run(*args, home, input: str | None = None) -> subprocess.CompletedProcess:
+    """``idnode --home HOME ARGS...`` to the end, its output captured."""
+    return subprocess.run([str(IDNODE), "--home", str(home), *map(str, args)], env=clean_env(), input=input,
+                          capture_output=True, text=True, timeout=DEADLINE)
+
+
 def start(*args, home, env: dict[str, str] | None = None, cwd=None, preexec_fn=None) -> subprocess.Popen:
     return subprocess.Popen([str(IDNODE), "--home", str(home), *map(str, args)], env={**clean_env(), **(env or {})},
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import time
 
 import aiohttp
@@ -16,7 +15,7 @@ from bench import redisproc as redis_servers
 from protocol.codes import RC
 from resolver.hs.client import HandleClient, HandleResponseError
 from tests.conftest import basic
-from tests.processes import DEADLINE, IDNODE, clean_env, serving_workers
+from tests.processes import DEADLINE, run, serving_workers
 
 ENT_PASSWORD = "enterprise-secret-0001"
 ADMIN = basic("300:88.118.8/ADMIN", ENT_PASSWORD)
@@ -24,8 +23,7 @@ SEEN_WITHIN = 10.0        # a bound on how stale another instance may be (the pr
 
 
 def idnode(home, *args, store: str, input: str | None = None) -> str:
-    proc = subprocess.run([str(IDNODE), "--home", str(home), "--store", store, *args], env=clean_env(), input=input,
-                          capture_output=True, text=True, timeout=DEADLINE)
+    proc = run("--store", store, *args, home=home, input=input)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

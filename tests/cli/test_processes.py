@@ -7,24 +7,18 @@ import re
 import signal
 import socket
 import sqlite3
-import subprocess
 import time
 
 import orjson
 import pytest
 
-from tests.processes import DEADLINE, Lines, clean_env, next_event, start
+from tests.processes import DEADLINE, Lines, next_event, run, start
 
-from .conftest import IDNODE, Idnode, assert_error
+from .conftest import Idnode, assert_error
 
 ROWS = 100_000
 BATCH = 2000
 ACK = re.compile(r"^idnode: batch (\d+) committed: lines (\d+)-(\d+), imported (\d+)")
-
-
-def run(*args, home, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(IDNODE), "--home", str(home), *map(str, args)], env=clean_env(), input=input,
-                          capture_output=True, text=True, timeout=DEADLINE)
 
 
 @pytest.mark.parametrize("args,needle", [
