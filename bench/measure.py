@@ -220,8 +220,9 @@ def _mixed(r: "Run", s: Scenario, node: servers.Server) -> dict:
         host = f"127.0.0.1:{port}"
         out = []
         for i, h in enumerate(handles):
-            if i % WRITE_EVERY == WRITE_EVERY - 1:
-                out += wire.rest_puts([(h, record_values((i * 7919) % n, r.opts.records))], host, auth)
+            if i % WRITE_EVERY == WRITE_EVERY - 1:        # writes spread over all N, reads skewed (Zipf)
+                j = (i * 7919) % n
+                out += wire.rest_puts([(handle_of(j), record_values(j, r.opts.records))], host, auth)
             else:
                 out += wire.rest_gets([h], host)
         return tuple(out)

@@ -78,7 +78,8 @@ def _table() -> tuple[Scenario, ...]:
                         frozenset({"register", "write", "all"}), "POST /api/batch/register in CBOR, many per request"))
     out.append(Scenario("mixed-two", "mixed", "rest", "zipf", True, frozenset({"mixed", "write", "rest", "all"}),
                         "two node instances on one store, each given half the connections: REST GETs (Zipf "
-                        "over all N) with one PUT replacing an existing record in every ten requests"))
+                        "over all N) with one PUT replacing an existing record (uniform over all N) in every ten "
+                        "requests"))
     out.append(Scenario("import", "import", "cli", "", True, frozenset({"import", "write", "all"}),
                         "`idnode import` of N CSV rows into a fresh embedded store"))
     return tuple(out)
