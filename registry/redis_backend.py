@@ -40,7 +40,9 @@ cannot commit within ``deadline`` seconds fails with StoreUnavailable
 (RC 3, REST 503), and so does a read that cannot reach Redis, which the
 cache stage answers from stale entries. MOVED, ASK, TRYAGAIN, CLUSTERDOWN
 and READONLY (a failover under way) make the writer refresh the cluster's
-slot map and try again until the deadline.
+slot map and try again until the deadline. A master that fails a write
+otherwise (down, short of replicas) takes no writes for ``REST_SECONDS``;
+a redirection (a slot moving) is no fault of the master and does not count.
 
 **The change feed** is the audit streams, one per shard: every process polls
 them every ``poll_interval`` seconds, from its own cursor per stream, so no
