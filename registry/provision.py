@@ -6,7 +6,17 @@
   (``88.118.8``) with the admin identity ``300:88.118.8/ADMIN``;
 * :func:`add_public_key` gives that admin handle another key;
 * :func:`rotate_prefix_secret` and :func:`rotate_node_secret` replace an
-  admin's secret (the latter is how a lost node admin secret is recovered).
+  admin's secret (the latter is how a lost node admin secret is recovered);
+* :func:`delegate_prefix` and :func:`undelegate_prefix` point an enterprise
+  prefix at the enterprise's own Handle server, and take it back.
+
+**Delegation.** A delegated prefix has a prefix record ``0.NA/<prefix>``
+holding where its identifiers are served: an HS_SITE value at index 1 (a
+site: servers, addresses, ports) or an HS_SERV value at index 2 (the handle
+of a service whose record lists the sites), and an HS_ADMIN at 100 naming
+the node admin, who alone changes it. An enterprise prefix that is not
+delegated has no such record: the node serves it. Identifiers already
+registered here stay here; the record says where the others are.
 
 An admin identity is an admin handle whose index 100 is an HS_ADMIN value
 referring to ``300:<handle>`` with every permission, and whose index 300 is
@@ -224,3 +234,41 @@ async def rotate_node_secret(store: Store, password: str | None = None, *, actor
     if the store holds no node.
     """
     return await _rotate(store, node_admin_handle(await store.secondary_prefix()), None, password, actor)
+
+
+SITE_INDEX = 1             # HS_SITE of a delegated prefix's record
+SERV_INDEX = 2             # or HS_SERV
+
+
+def prefix_record_handle(prefix: str) -> str:
+    return f"0.NA/{prefix}"
+
+
+async def delegate_prefix(store: Store, prefix: str, where: HandleValue, *, actor: str) -> None:
+    """Point ``prefix`` (allocated here) at ``where``: an HS_SITE value
+    (index 1) or an HS_SERV value (index 2); replaces an earlier delegation."""
+    prefix = _prefix(prefix)
+    if await store.get_prefix(prefix) is None:
+        raise HandleNotFound(f"prefix {prefix} is not allocated on this node")
+    if (where.index, where.type) not in ((SITE_INDEX, "HS_SITE"), (SERV_INDEX, "HS_SERV")):
+        raise InvalidValue("a delegation is an HS_SITE value at index 1 or an HS_SERV value at index 2")
+    admin = _admin_ref(HS_ADMIN_INDEX, node_admin_handle(await store.secondary_prefix()), ADMIN_INDEX)
+    await store.put_handle(prefix_record_handle(prefix), [where, admin], mode="replace", actor=actor)
+
+
+async def undelegate_prefix(store: Store, prefix: str, *, actor: str) -> None:
+    """Serve ``prefix`` here again: its prefix record goes (HandleNotFound when it was not delegated)."""
+    prefix = _prefix(prefix)
+    try:
+        await store.delete_handle(prefix_record_handle(prefix), actor=actor)
+    except HandleNotFound:
+        raise HandleNotFound(f"prefix {prefix} is not delegated") from None
+
+
+async def delegation_of(store: Store, prefix: str) -> HandleValue | None:
+    """The HS_SITE or HS_SERV value ``prefix`` is delegated to, or None."""
+    record = await store.get_handle(prefix_record_handle(_prefix(prefix)))
+    if record is None:
+        return None
+    return next((v for v in record.values if (v.index, v.type) in ((SITE_INDEX, "HS_SITE"), (SERV_INDEX, "HS_SERV"))),
+                None)

@@ -425,11 +425,45 @@ def prefix_list(obj: Cli) -> None:
 def prefix_show(obj: Cli, name: str) -> None:
     """One prefix's details."""
     name = parse_prefix(name)
-    info = with_core(obj.settings(), lambda core: core.show_prefix(OPERATOR, name))
+
+    async def show(core):
+        return await core.show_prefix(OPERATOR, name), await core.delegation(OPERATOR, name)
+    info, delegation = with_core(obj.settings(), show)
     for key, value in (("prefix", info.prefix), ("owner", info.owner), ("credit code", info.credit_code),
                        ("contact", info.contact), ("state", info.state), ("created", _time(info.created)),
-                       ("admin", f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(info.prefix)}")):
+                       ("admin", f"{provision.ADMIN_INDEX}:{provision.prefix_admin_handle(info.prefix)}"),
+                       ("delegation", _where(delegation))):
         click.echo(f"{key + ':':13}{value or '-'}")
+
+
+def _where(delegation: dict | None) -> str:
+    if not delegation:
+        return ""
+    return f"site {delegation['site']}" if "site" in delegation else f"service {delegation.get('service')}"
+
+
+@prefix.command("delegate")
+@click.argument("name", metavar="PREFIX")
+@click.option("--site", metavar="HOST:PORT", help="The enterprise's Handle server (HOST an IP address).")
+@click.option("--service", metavar="HANDLE", help="Or the handle of its service (HS_SERV).")
+@pass_cli
+def prefix_delegate(obj: Cli, name: str, site: str | None, service: str | None) -> None:
+    """Serve PREFIX from the enterprise's own Handle server: its prefix record
+    0.NA/PREFIX names that site (HS_SITE) or service (HS_SERV)."""
+    name = parse_prefix(name)
+    delegation = with_core(obj.settings(), lambda core: core.delegate_prefix(OPERATOR, name, site=site,
+                                                                             service=service))
+    click.echo(f"prefix {name} delegated to {_where(delegation)}")
+
+
+@prefix.command("undelegate")
+@click.argument("name", metavar="PREFIX")
+@pass_cli
+def prefix_undelegate(obj: Cli, name: str) -> None:
+    """Serve PREFIX from this node again (its prefix record goes)."""
+    name = parse_prefix(name)
+    with_core(obj.settings(), lambda core: core.undelegate_prefix(OPERATOR, name))
+    click.echo(f"prefix {name} is served by this node")
 
 
 def _time(unix: int) -> str:

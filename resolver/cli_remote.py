@@ -33,7 +33,7 @@ PASSWORD_ENV = "IDNODE_PASSWORD"
 REMOTE_COMMANDS = (
     ("register",), ("delete",), ("import",),
     ("prefix", "create"), ("prefix", "list"), ("prefix", "show"), ("prefix", "disable"), ("prefix", "enable"),
-    ("prefix", "passwd"), ("prefix", "add-key"),
+    ("prefix", "passwd"), ("prefix", "add-key"), ("prefix", "delegate"), ("prefix", "undelegate"),
 )
 _KEY = "idnode.remote"           # ctx.meta: the Remote of a command given --server
 

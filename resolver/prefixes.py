@@ -2,7 +2,10 @@
 
 ``GET /api/prefixes``, ``GET/PUT /api/prefixes/{prefix}``,
 ``POST /api/prefixes/{prefix}/disable`` and ``/enable``, ``PUT
-/api/prefixes/{prefix}/password``, ``POST /api/prefixes/{prefix}/keys``. A
+/api/prefixes/{prefix}/password``, ``POST /api/prefixes/{prefix}/keys``,
+``PUT`` and ``DELETE /api/prefixes/{prefix}/delegation`` (body ``{"site":
+"HOST:PORT"}`` or ``{"service": HANDLE}``: the prefix served by the
+enterprise's own Handle server; ``GET`` shows it as ``delegation``). A
 prefix created (or its secret replaced) over REST takes its admin secret
 from the request body (``password``): the node never returns a secret over
 the network. Given ``publicKey`` (PEM) instead, the admin is a key identity
@@ -44,9 +47,37 @@ async def show_prefix(request: web.Request) -> web.Response:
     caller = await identified(request, node, raw)
     try:
         info = await node.core.show_prefix(caller, raw)
+        delegation = await node.core.delegation(caller, raw)
     except Refused as exc:
         raise from_refused(exc, raw) from None
-    return respond(request, {"responseCode": 1, "handle": info.prefix, **_shape(info)})
+    return respond(request, {"responseCode": 1, "handle": info.prefix, **_shape(info), "delegation": delegation})
+
+
+async def delegate(request: web.Request) -> web.Response:
+    """Point the prefix at the body's ``site`` (``HOST:PORT``) or ``service`` (a handle)."""
+    node = request.app[NODE]
+    raw = request.match_info["prefix"]
+    caller = await identified(request, node, raw)
+    body = await _object_body(request, raw)
+    site, service = body.get("site"), body.get("service")
+    if not all(v is None or isinstance(v, str) for v in (site, service)):
+        raise ApiError(400, RC.INVALID_VALUE, "'site' and 'service' are strings", raw)
+    try:
+        delegation = await node.core.delegate_prefix(caller, raw, site=site, service=service)
+    except Refused as exc:
+        raise from_refused(exc, raw) from None
+    return respond(request, {"responseCode": 1, "handle": raw, "delegation": delegation})
+
+
+async def undelegate(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    raw = request.match_info["prefix"]
+    caller = await identified(request, node, raw)
+    try:
+        await node.core.undelegate_prefix(caller, raw)
+    except Refused as exc:
+        raise from_refused(exc, raw) from None
+    return respond(request, {"responseCode": 1, "handle": raw, "delegation": None})
 
 
 async def _object_body(request: web.Request, raw: str) -> dict:
@@ -143,4 +174,6 @@ ROUTES = (
     ("POST", "/api/prefixes/{prefix}/enable", _state_setter(True)),
     ("POST", "/api/prefixes/{prefix}/keys", add_key),
     ("PUT", "/api/prefixes/{prefix}/password", set_password),
+    ("PUT", "/api/prefixes/{prefix}/delegation", delegate),
+    ("DELETE", "/api/prefixes/{prefix}/delegation", undelegate),
 )

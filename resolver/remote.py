@@ -267,6 +267,19 @@ class RemoteCore:
         return key_index, admin_index
 
 
+    async def delegate_prefix(self, caller: Caller, prefix: str, *, site: str | None = None,
+                              service: str | None = None) -> dict:
+        body = {k: v for k, v in (("site", site), ("service", service)) if v is not None}
+        doc = await self.remote.call("PUT", _prefix_path(prefix, "/delegation"), body=body)
+        return doc.get("delegation")
+
+    async def undelegate_prefix(self, caller: Caller, prefix: str) -> None:
+        await self.remote.call("DELETE", _prefix_path(prefix, "/delegation"))
+
+    async def delegation(self, caller: Caller, prefix: str) -> dict | None:
+        return (await self.remote.call("GET", _prefix_path(prefix))).get("delegation")
+
+
 def run_remote(remote: Remote, work: Callable[[RemoteCore], Awaitable[T]]) -> T:
     """Run ``await work(core)`` with a :class:`RemoteCore` over ``remote``."""
     async def main() -> T:

@@ -528,3 +528,30 @@ async def test_every_front_end_says_the_same_when_the_store_is_away(away):
     assert await world.rest_write("node admin", "replace", PLAIN, [NEW_URL]) == RC.SUCCESS
     assert await world.hs_write("tcp", "partner", "modify", PLAIN, [NEW_URL]) == RC.NOT_AN_ADMIN   # judged again
     assert await world.hs_write("tcp", "prefix admin", "replace", PLAIN, [NEW_URL]) == RC.SUCCESS
+
+
+# ---------------------------------------------------------------- delegating a prefix
+
+DELEGATES = {"anonymous": RC.AUTHENTICATION_NEEDED, "prefix admin": RC.NOT_AN_ADMIN, "other admin": RC.NOT_AN_ADMIN,
+             "partner": RC.NOT_AN_ADMIN, "node admin": RC.SUCCESS}
+
+
+async def test_every_front_end_agrees_on_delegation(world):
+    """Only the node admin (REST) and the operator (CLI) delegate; the prefix
+    record they leave reads the same to everyone over every front end."""
+    for caller in CALLERS:
+        async with world.session.put(f"{world.url}/api/prefixes/88.118.8/delegation", headers=world.headers(caller),
+                                     json={"site": "192.0.2.8:2641"}) as r:
+            assert (await r.json())["responseCode"] == DELEGATES[caller], caller
+    status, _, err = await world.cli("prefix", "delegate", "88.118.10", "--service", "0.NA/88.118.10.SERV")
+    assert status == 0, err
+    for handle, kind in (("0.NA/88.118.8", "HS_SITE"), ("0.NA/88.118.10", "HS_SERV")):
+        for caller in CALLERS:
+            answers = {"rest": await world.rest_read(caller, handle, (), ()),
+                       "batch-json": await world.batch_read(caller, handle, cbor=False),
+                       **{f"hs-{t}": await world.hs_read(t, caller, handle, (), ()) for t in ("tcp", "udp", "http")}}
+            if caller == "node admin":
+                answers["cli"] = await world.cli_read(handle)
+            assert len(set(answers.values())) == 1, (caller, handle, answers)
+            code, seen = answers["rest"]
+            assert code == RC.SUCCESS and [t for _, t, _ in seen] == [kind, "HS_ADMIN"], (caller, handle, seen)

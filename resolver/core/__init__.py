@@ -16,7 +16,8 @@ rule is decided here once:
 * what a disabled prefix means (:mod:`.reads`, :mod:`.writes`,
   :mod:`.prefixes`): not served, not written, its identities cannot act;
 * resolution through the pipeline, writes as conditional changes
-  (:mod:`.writes`), prefix management (:mod:`.prefixes`).
+  (:mod:`.writes`), prefix management (:mod:`.prefixes`) and delegation
+  (:mod:`.delegation`).
 
 Every refusal is :class:`.errors.Refused` with the Handle response code.
 """
@@ -31,6 +32,7 @@ from registry.store import Store
 
 from ..pipeline import Pipeline
 from .auth import Authenticator
+from .delegation import Delegation
 from .permissions import Permissions
 from .prefixes import Prefixes
 from .reads import Reads, View
@@ -38,7 +40,7 @@ from .throttle import ResponseRateLimit, WorkBudget
 from .writes import Writes
 
 
-class Core(Reads, Writes, Prefixes):
+class Core(Reads, Writes, Prefixes, Delegation):
     def __init__(self, store: Store, pipeline: Pipeline, auth: Authenticator, *,
                  clock: Callable[[], float] = time.time, udp_limit: ResponseRateLimit | None = None,
                  work: WorkBudget | None = None) -> None:

@@ -130,6 +130,18 @@ def test_prefix_lifecycle(node):
     node.ok("register", "88.118.9/x", "--url", "https://e.example/u")
 
 
+def test_prefix_delegation(node):
+    """The operator points a prefix at the enterprise's server, sees it, and takes it back."""
+    assert "88.118.8 delegated to site [2001:db8::7]:2641" in \
+        node.ok("prefix", "delegate", "88.118.8", "--site", "[2001:db8::7]:2641").stdout
+    assert re.search(r"^delegation:\s+site \[2001:db8::7\]:2641$", node.ok("prefix", "show", "88.118.8").stdout, re.M)
+    record = node.ok("resolve", "0.NA/88.118.8").stdout
+    assert '"address":"2001:db8::7"' in record and '"port":2641' in record
+    assert "served by this node" in node.ok("prefix", "undelegate", "88.118.8").stdout
+    assert re.search(r"^delegation:\s+-$", node.ok("prefix", "show", "88.118.8").stdout, re.M)
+    assert node("resolve", "0.NA/88.118.8").exit_code == 1
+
+
 def test_prefix_passwd(node):
     result = node.ok("prefix", "passwd", "88.118.8")
     secret = SECRET_LINE.search(result.stdout).group(1)
@@ -150,6 +162,12 @@ def test_prefix_passwd(node):
     (["prefix", "disable", "88.118.7"], "not allocated"),
     (["prefix", "enable", "bad prefix"], "invalid prefix"),
     (["prefix", "passwd", "88.118.7"], "not allocated"),
+    (["prefix", "delegate", "88.118.7", "--site", "192.0.2.7:2641"], "not allocated"),
+    (["prefix", "delegate", "88.118.8"], "give a site (HOST:PORT) or a service handle"),
+    (["prefix", "delegate", "88.118.8", "--site", "acme.example:2641"], "HOST an IP address"),
+    (["prefix", "delegate", "88.118.8", "--site", "192.0.2.7:65536"], "port is 1..65535"),
+    (["prefix", "delegate", "88.118.8", "--service", "nohandle"], "service handle"),
+    (["prefix", "undelegate", "88.118.8"], "prefix 88.118.8 is not delegated"),
 ])
 def test_prefix_bad_inputs(node, args, needle):
     assert_error(node(*args), needle)

@@ -227,6 +227,17 @@ def test_prefix_refusals_are_the_nodes(ent, admin):
     assert_error(admin("prefix", "create", "89.1", "--owner", "X"), "not under this node's prefix 88.118")
     assert_error(admin("prefix", "create", "88.118.40", "--owner", "X", "--password-stdin", more_input="short\n"),
                  "at least 12 characters")
+    assert_error(ent("prefix", "delegate", "88.118.8", "--site", "192.0.2.7:2641"), "is not the node admin")
+    assert_error(admin("prefix", "delegate", "88.118.8", "--site", "acme.example:1"), "HOST an IP address")
+
+
+def test_delegation_remotely(admin):
+    """The same commands as on the node's home, through its REST API."""
+    assert "delegated to site 192.0.2.7:2641" in admin.ok("prefix", "delegate", "88.118.9", "--site",
+                                                          "192.0.2.7:2641").stdout
+    assert "delegation:  site 192.0.2.7:2641" in admin.ok("prefix", "show", "88.118.9").stdout
+    assert "served by this node" in admin.ok("prefix", "undelegate", "88.118.9").stdout
+    assert_error(admin("prefix", "undelegate", "88.118.9"), "prefix 88.118.9 is not delegated")
 
 
 # ---------------------------------------------------------------- failures

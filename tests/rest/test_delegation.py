@@ -1,0 +1,78 @@
+"""Delegating an enterprise prefix to the enterprise's own Handle server,
+over REST (the CLI's side is in tests/cli/test_commands.py): who may, what
+the prefix record then says over the Handle protocol, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocol.codes import RC
+from protocol.valuetypes import Interface, SiteInfo
+from resolver.hs.client import HandleClient, HandleResponseError
+
+
+async def delegation(live, prefix: str, body, headers, method: str = "PUT") -> tuple[int, dict]:
+    async with live.session.request(method, f"{live.url}/api/prefixes/{prefix}/delegation", json=body,
+                                    headers=headers) as r:
+        return r.status, await r.json()
+
+
+async def prefix_record(live, prefix: str, transport: str = "udp"):
+    async with HandleClient("127.0.0.1", live.running.hs_port, transport=transport, timeout=10.0) as client:
+        return await client.resolve(f"0.NA/{prefix}")
+
+
+async def test_the_node_admin_delegates_to_a_site_and_takes_it_back(live):
+    status, doc = await delegation(live, "88.118.8", {"site": "192.0.2.7:2641"}, live.node_admin)
+    assert (status, doc["delegation"]) == (200, {"site": "192.0.2.7:2641"})
+    shown = await (await live.session.get(f"{live.url}/api/prefixes/88.118.8", headers=live.ent_admin)).json()
+    assert shown["delegation"] == {"site": "192.0.2.7:2641"}               # the prefix's own admin sees it
+    for transport in ("udp", "tcp"):                                       # anyone resolves the prefix record
+        record = await prefix_record(live, "88.118.8", transport)
+        site = SiteInfo.decode(next(v.data for v in record.values if v.type == "HS_SITE"))
+        (server,) = site.servers
+        assert server.address_text == "192.0.2.7" and site.is_primary
+        assert {(i.transport, i.port) for i in server.interfaces} == {(Interface.TCP, 2641), (Interface.UDP, 2641)}
+        admin = next(v for v in record.values if v.type == "HS_ADMIN")
+        assert admin.index == 100 and b"0.NA/88.118" in admin.data          # the node admin keeps it
+
+    status, doc = await delegation(live, "88.118.8", {"service": "0.NA/88.118.8.SERV"}, live.node_admin)
+    assert (status, doc["delegation"]) == (200, {"service": "0.NA/88.118.8.SERV"})
+    record = await prefix_record(live, "88.118.8")
+    assert [(v.index, v.type, v.data) for v in record.values if v.type != "HS_ADMIN"] == \
+        [(2, "HS_SERV", b"0.NA/88.118.8.SERV")]                           # replaced, not added to
+
+    status, doc = await delegation(live, "88.118.8", None, live.node_admin, "DELETE")
+    assert (status, doc["delegation"]) == (200, None)
+    with pytest.raises(HandleResponseError) as gone:
+        await prefix_record(live, "88.118.8")
+    assert gone.value.code == RC.HANDLE_NOT_FOUND
+    shown = await (await live.session.get(f"{live.url}/api/prefixes/88.118.8", headers=live.node_admin)).json()
+    assert shown["delegation"] is None
+
+
+@pytest.mark.parametrize("prefix, body, who, status, code", [
+    ("88.118.8", {"site": "192.0.2.7:2641"}, "ent_admin", 403, RC.NOT_AN_ADMIN),        # the node admin's call
+    ("88.118.8", {"site": "192.0.2.7:2641"}, None, 401, RC.AUTHENTICATION_NEEDED),
+    ("88.118.77", {"site": "192.0.2.7:2641"}, "node_admin", 404, RC.HANDLE_NOT_FOUND),   # not allocated here
+    ("88.118", {"site": "192.0.2.7:2641"}, "node_admin", 404, RC.HANDLE_NOT_FOUND),      # the node's own prefix
+    ("88.118.8", {"site": "acme.example:2641"}, "node_admin", 400, RC.INVALID_VALUE),    # an address, not a name
+    ("88.118.8", {"site": "192.0.2.7"}, "node_admin", 400, RC.INVALID_VALUE),
+    ("88.118.8", {"site": "192.0.2.7:0"}, "node_admin", 400, RC.INVALID_VALUE),
+    ("88.118.8", {"site": "[2001:db8::1]:70000"}, "node_admin", 400, RC.INVALID_VALUE),
+    ("88.118.8", {"site": 2641}, "node_admin", 400, RC.INVALID_VALUE),
+    ("88.118.8", {}, "node_admin", 400, RC.INVALID_VALUE),                                 # neither
+    ("88.118.8", {"site": "192.0.2.7:1", "service": "0.NA/x"}, "node_admin", 400, RC.INVALID_VALUE),   # both
+    ("88.118.8", {"service": "no-slash"}, "node_admin", 400, RC.INVALID_HANDLE),
+    ("88.118.8", ["192.0.2.7:2641"], "node_admin", 400, RC.ERROR),                        # not an object
+])
+async def test_bad_delegations_are_refused_and_change_nothing(live, prefix, body, who, status, code):
+    got, doc = await delegation(live, prefix, body, getattr(live, who) if who else {})
+    assert (got, doc["responseCode"]) == (status, code) and doc["message"], doc
+    with pytest.raises(HandleResponseError):
+        await prefix_record(live, "88.118.8")
+
+
+async def test_undelegating_what_is_not_delegated_is_not_found(live):
+    assert (await delegation(live, "88.118.8", None, live.node_admin, "DELETE"))[0] == 404
+    assert (await delegation(live, "88.118.8", None, live.ent_admin, "DELETE"))[0] == 403
