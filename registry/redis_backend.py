@@ -64,7 +64,7 @@ import cbor2
 import redis
 import redis.asyncio as aredis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AskError, ClusterError, ReadOnlyError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
 from . import redis_keys as K
@@ -72,6 +72,7 @@ from .backend import Backend, ReadRow
 from .errors import CorruptRecord, StoreUnavailable
 from .model import AdminIdentity, AuditEntry, PrefixInfo
 from .redis_failures import RedisFailures
+from .redis_faults import client_fault, moving, transient
 from .redis_keys import RedisOptions
 from .redis_tx import COMMIT, PREFIX_FIELDS, TYPES, RedisTx, admin_of, crc, prefix_of
 
@@ -81,29 +82,6 @@ READ_BATCH = 256              # reads sent to Redis in one pipeline at most
 REST_SECONDS = 1.0            # a master that failed a write is not written to for this long
 FEED_BATCH = 10_000           # audit entries read per stream per look; a reader further behind starts over
 _LIST_CHUNK = 64              # listing entries asked of one shard at a time
-_TRANSIENT = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS")
-
-_MOVING = ("MOVED", "ASK", "TRYAGAIN")          # a slot on its way to another master: this one is fine
-
-
-def _moving(exc: BaseException) -> bool:
-    text = str(exc)
-    return isinstance(exc, (AskError, TryAgainError)) or (
-        isinstance(exc, ResponseError) and (text.startswith(_MOVING) or any(f"error: {t}" in text for t in _MOVING)))
-
-
-def _transient(exc: BaseException) -> bool:
-    """Worth trying again: Redis away, a failover, a slot moving. (redis-py
-    names some answers by class only: TRYAGAIN arrives as TryAgainError
-    whose text is Redis's explanation, not the code.)"""
-    if isinstance(exc, (AskError, TryAgainError, ClusterError, ReadOnlyError)):
-        return True
-    if isinstance(exc, ResponseError):
-        text = str(exc)
-        return text.startswith(_TRANSIENT) or any(f"error: {t}" in text for t in _TRANSIENT)   # or in a pipeline
-    return isinstance(exc, RedisError)
-
-
 def _entry(stream_id: bytes, tag: str, f: dict) -> AuditEntry:
     return AuditEntry(K.seq_of(stream_id, tag), float(f[b"a"]), f[b"u"].decode(), f[b"o"].decode(), f[b"h"].decode(),
                       f[b"b"].decode(), f[b"f"].decode())
@@ -221,11 +199,13 @@ class RedisBackend(Backend):
                 text = str(exc)
                 if "WRONGTYPE" in text:
                     raise self.corrupt(text[text.index("WRONGTYPE") + 10:].split(" ")[0] or "a record") from None
-                if not _transient(exc):
+                if not transient(exc):
                     raise StoreUnavailable(f"the Redis store refused the write: {exc}") from None
                 why = exc
                 self._refresh()
-            except RedisError as exc:
+            except Exception as exc:      # noqa: BLE001 - a fault of redis-py's own, mid-failover, too
+                if not client_fault(exc):
+                    raise
                 why = exc
                 self._refresh()
             if time.monotonic() + pause > deadline:
@@ -289,8 +269,8 @@ class RedisBackend(Backend):
             pipe.execute_command("WAIT", self.options.replicas, int(self.options.replica_timeout * 1000))
         try:
             replies = pipe.execute()
-        except RedisError as exc:
-            if not _moving(exc):           # a redirection is no sign of a master in trouble
+        except Exception as exc:          # noqa: BLE001
+            if client_fault(exc) and not moving(exc):     # a redirection is no sign of a master in trouble
                 self._rest(name)
             raise
         if replies[0] not in (1, 2):
@@ -379,7 +359,9 @@ class RedisBackend(Backend):
             for p in guessed:
                 pipe.hget(K.prefix(p), "state")
             replies = await pipe.execute(raise_on_error=False)
-        except RedisError as exc:
+        except Exception as exc:          # noqa: BLE001
+            if not client_fault(exc):
+                raise
             raise self._unavailable(exc) from None
         for reply in replies:
             if isinstance(reply, BaseException) and "WRONGTYPE" not in str(reply):
@@ -410,8 +392,21 @@ class RedisBackend(Backend):
             if str(exc).startswith("WRONGTYPE"):
                 return exc
             raise self._unavailable(exc) from None
-        except RedisError as exc:
+        except Exception as exc:          # noqa: BLE001
+            if not client_fault(exc):
+                raise
             raise self._unavailable(exc) from None
+
+    async def read_home(self, prefix_key: str) -> tuple[str | None, ReadRow | None]:
+        record = "0.na/" + prefix_key
+        pipe = self._reader().pipeline(transaction=False)
+        pipe.hget(K.prefix(prefix_key), "state")
+        pipe.hmget(K.row(record), "h", "b", "p", "r", "c")
+        replies = await self._call(pipe.execute())
+        if isinstance(replies, BaseException):
+            raise self.corrupt(record)
+        state, row = replies
+        return (state.decode() if state is not None else None), self._row(record, *row)
 
     async def read_prefix(self, key: str) -> PrefixInfo | None:
         values = await self._call(self._reader().hmget(K.prefix(key), *PREFIX_FIELDS))

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from redis.exceptions import RedisError
-
 from . import redis_keys as K
 from .errors import StoreUnavailable
+from .redis_faults import client_fault
 
 COUNT = """
 local now, window, add = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
@@ -61,7 +60,9 @@ class RedisFailures:
                 self._script = client.register_script(COUNT)
             return int(await self._script(keys=[K.failure_bucket(source)],
                                           args=[source, now, window, 1 if add else 0, K.FAIL_WAYS]))
-        except RedisError as exc:
+        except Exception as exc:          # noqa: BLE001 - a fault of redis-py's own, mid-failover, too
+            if not client_fault(exc):
+                raise
             raise StoreUnavailable(f"cannot reach the Redis store for failure counts ({type(exc).__name__}: {exc})") \
                 from None
 

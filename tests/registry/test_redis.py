@@ -293,3 +293,25 @@ async def test_a_slot_migrating_under_writes_leaves_nothing_half_written(store, 
     assert await store.count_handles() == count + 20                  # the 20 created during the move
     assert len([e for e in await store.audit(since_seq=0, limit=0) if e.handle.startswith("88.118.8/mig-")]) \
         == 20 + writes_acked
+
+
+def test_a_fault_inside_redis_py_counts_as_the_store_away_and_ours_does_not():
+    """redis-py's cluster client, mid-failover, has failed with AttributeError
+    on a connection it had just dropped (a CI run of the failover test): that
+    is the store away (RC 3), while the same error in the node's code is a bug."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from registry.redis_faults import client_fault
+    scope = {"__name__": "redis.asyncio.connection"}
+    exec("def send(writer):\n    writer.writelines([b'PING'])\n", scope)
+
+    def caught(fn):
+        try:
+            fn()
+        except Exception as exc:      # noqa: BLE001
+            return exc
+        raise AssertionError("nothing raised")
+
+    assert client_fault(caught(lambda: scope["send"](None)))               # inside redis-py
+    assert not client_fault(caught(lambda: None.writelines([])))           # in our code: a bug, not an outage
+    assert client_fault(RedisConnectionError("gone"))
