@@ -145,6 +145,15 @@ class Backend(abc.ABC):
     async def read_prefix(self, key: str) -> PrefixInfo | None: ...
 
     @abc.abstractmethod
+    async def read_home(self, prefix_key: str) -> tuple[str | None, ReadRow | None]:
+        """What a miss under ``prefix_key`` needs, in one read: the prefix's
+        state (None: not allocated here) and its prefix record ``0.na/<key>``."""
+
+    def read_home_now(self, prefix_key: str) -> tuple[str | None, ReadRow | None]:
+        """:meth:`read_home` without awaiting, for a backend that ``reads_inline``."""
+        raise NotImplementedError(f"{type(self).__name__} does not read inline")
+
+    @abc.abstractmethod
     async def list_prefixes(self) -> list[PrefixInfo]: ...
 
     @abc.abstractmethod

@@ -50,7 +50,13 @@ MAX_PAGE = 10_000
 # Audit operations that change an identifier's values, and a prefix's state.
 REPLACE_OPS = frozenset({"handle.replace", "handle.merge", "handle.add", "handle.modify", "handle.remove_values"})
 _HANDLE_OPS = REPLACE_OPS | {"handle.create", "handle.delete"}
-_PREFIX_OPS = frozenset({"prefix.state"})
+_PREFIX_OPS = frozenset({"prefix.create", "prefix.state"})
+
+
+def _prefix_records(handles: Iterable[str]) -> list[str]:
+    """The prefixes whose prefix record ``0.NA/<prefix>`` is among ``handles``:
+    a change of one (a delegation) changes what every miss under it means."""
+    return [h[5:] for h in handles if h[:5].lower() == "0.na/"]
 
 
 class _SecretTypes:
@@ -83,7 +89,7 @@ def changes_from_audit(entries: Iterable[AuditEntry]) -> Changes:
             handles[e.handle] = e.after_digest
         elif e.operation in _PREFIX_OPS:
             prefixes.append(e.handle)
-    return Changes(tuple(handles), tuple(prefixes), versions=tuple(handles.values()))
+    return Changes(tuple(handles), tuple(prefixes + _prefix_records(handles)), versions=tuple(handles.values()))
 
 
 def _handle(handle: "str | Handle") -> Handle:
@@ -119,7 +125,7 @@ class _Work:
         self.audit.append(AuditEntry(0, self.tx.now, self.actor, operation, handle, before, after))
 
     def changes(self) -> Changes:
-        return Changes(tuple(self.handles), tuple(self.prefixes))
+        return Changes(tuple(self.handles), tuple(self.prefixes) + tuple(_prefix_records(self.handles)))
 
 
 def _resolved(row: ReadRow | None) -> HandleRecord | None:
@@ -321,6 +327,7 @@ class Registry(Store):
         info = replace(info, created=info.created or int(w.tx.now))
         w.tx.put_prefix(key, info)
         w.log("prefix.create", info.prefix, "", self._prefix_digest(info))
+        w.prefixes.append(info.prefix)          # misses under it are answered differently from now on
         # No write lands under a prefix that is not allocated, so a row here is
         # what a creation interrupted between its two writes on a cluster left
         # behind (registry.redis_backend): this creation takes it over.
@@ -363,6 +370,14 @@ class Registry(Store):
 
     def reads_waiting(self) -> int:
         return self.backend.reads_waiting
+
+    async def home(self, prefix_key: str) -> tuple[str | None, HandleRecord | None]:
+        state, row = await self.backend.read_home(prefix_key)
+        return state, _resolved(row)
+
+    def home_now(self, prefix_key: str) -> tuple[str | None, HandleRecord | None]:
+        state, row = self.backend.read_home_now(prefix_key)
+        return state, _resolved(row)
 
     async def get_handle(self, handle: "str | Handle") -> HandleRecord | None:
         return _resolved(await self.backend.read(_handle(handle).key))

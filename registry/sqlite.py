@@ -48,6 +48,8 @@ _AUDIT = ("INSERT INTO audit (at, actor, operation, handle, before_digest, after
 _READ = ("SELECT h.handle, h.vals, p.state, h.ready FROM handles h LEFT JOIN prefixes p ON p.key = h.prefix_key "
          "WHERE h.key = ?")
 _PREFIX_COLS = "prefix, owner, credit_code, contact, state, created"
+_HOME = ("SELECT p.state, h.handle, h.vals, h.ready FROM (SELECT 1) LEFT JOIN prefixes p ON p.key = ? "
+         "LEFT JOIN handles h ON h.key = ?")
 
 
 def _in_rows(conn: sqlite3.Connection, sql: str, keys: Iterable[str]) -> list[tuple]:
@@ -262,6 +264,13 @@ class SQLiteBackend(Backend):
                     f"ON p.key = h.prefix_key WHERE h.key IN ({','.join('?' * len(chunk))})", chunk):
                 out[k] = ReadRow(h, b, s, r)
         return out
+
+    def read_home_now(self, prefix_key: str) -> tuple[str | None, ReadRow | None]:
+        (state, handle, vals, ready), = self._read(_HOME, (prefix_key, "0.na/" + prefix_key))
+        return state, (ReadRow(handle, vals, None, ready) if handle is not None else None)
+
+    async def read_home(self, prefix_key: str) -> tuple[str | None, ReadRow | None]:
+        return self.read_home_now(prefix_key)
 
     async def read_prefix(self, key: str) -> PrefixInfo | None:
         rows = self._read(f"SELECT {_PREFIX_COLS} FROM prefixes WHERE key = ?", (key,))

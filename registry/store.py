@@ -95,6 +95,15 @@ class HandleStore(abc.ABC):
         """Look up by identifier (text, or an already parsed Handle), compared
         ASCII case-insensitively."""
 
+    async def home(self, prefix_key: str) -> tuple[str | None, HandleRecord | None]:
+        """What a miss under the prefix ``prefix_key`` needs: its state (None:
+        not allocated here) and its prefix record ``0.NA/<prefix>`` (None: none)."""
+        raise NotImplementedError
+
+    def home_now(self, prefix_key: str) -> tuple[str | None, HandleRecord | None]:
+        """:meth:`home` without awaiting, when ``reads_inline``."""
+        raise NotImplementedError(f"{type(self).__name__} does not read inline")
+
     def get_handle_now(self, handle: Handle) -> HandleRecord | None:
         """:meth:`get_handle` without awaiting, when ``reads_inline``."""
         raise NotImplementedError(f"{type(self).__name__} does not read inline")

@@ -72,7 +72,7 @@ async def batch_resolve(request: web.Request) -> web.Response:
         except Refused as exc:
             results.append({"handle": handle.text, "responseCode": exc.code, "message": exc.message})
             continue
-        result = view_body(view) if view.code != RC.HANDLE_NOT_FOUND else \
+        result = view_body(view) if not view.elsewhere else \
             {"handle": view.handle, "responseCode": int(view.code), "message": view.message}
         results.append(result)
     return respond(request, {"responseCode": 1, "results": results}, allow_cbor=True)

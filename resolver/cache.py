@@ -29,6 +29,8 @@ from .settings import CacheSettings
 FOUND = 0
 NOT_FOUND = 1
 DISABLED = 2             # the identifier's prefix is disabled: not served
+REFERRED = 3             # not here, and its prefix is delegated: ``record`` is the prefix record (where to ask)
+NOT_HERE = 4             # its prefix is not homed on this node
 
 _NEVER = float("inf")
 ENTRY_OVERHEAD = 500      # bytes of Python objects around an entry (measured: python -m bench.cachemem)
@@ -71,6 +73,13 @@ class Entry:
     @property
     def found(self) -> bool:
         return self.status == FOUND
+
+    @classmethod
+    def elsewhere(cls, key: str, status: int, prefix_record: HandleRecord | None = None) -> "Entry":
+        """A miss the hierarchy explains: REFERRED (with the prefix record) or NOT_HERE."""
+        entry = cls(key, None)
+        entry.status, entry.record = status, prefix_record
+        return entry
 
 
 class Cache:

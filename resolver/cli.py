@@ -53,6 +53,7 @@ from .core.auth import Authenticator
 from .core.caller import OPERATOR
 from .core.errors import Refused
 from .core.lockout import Lockout
+from .core.reads import ELSEWHERE
 from .core.urls import is_web_url
 from .pipeline import build_pipeline
 from .query import Query
@@ -617,7 +618,7 @@ async def _resolve_remote(server: str, handle: str) -> dict:
 async def _resolve_local(core: Core, handle: str) -> dict:
     """The operator's view: every value but secrets (as the node admin sees it)."""
     view = await core.resolve(Query(parse_handle(handle), caller=OPERATOR))
-    if view.code == RC.HANDLE_NOT_FOUND:
+    if view.elsewhere:
         return {"responseCode": int(view.code), "handle": handle, "message": f"{handle}: {view.message}"}
     return record_to_json(view.handle, view.values, int(view.code))
 
@@ -658,7 +659,7 @@ def resolve(obj: Cli, handle: str, server: str | None, hs_server: str | None, ud
         doc = with_core(obj.settings(), lambda core: _resolve_local(core, handle))
     if as_json:
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
-    if doc.get("responseCode") == RC.HANDLE_NOT_FOUND:
+    if doc.get("responseCode") in ELSEWHERE:              # not found, referred, not served here
         raise CliError(doc["message"])
     if as_json:
         return

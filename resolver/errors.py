@@ -23,6 +23,7 @@ STATUS = {
     RC.VALUE_ALREADY_EXISTS: 409,
     RC.INVALID_VALUE: 400,
     RC.SERVER_NOT_RESPONSIBLE: 404,
+    RC.SERVICE_REFERRAL: 404,          # not here: the message says where (REST does not follow referrals)
     RC.NOT_AN_ADMIN: 403,
     RC.INSUFFICIENT_PERMISSIONS: 403,
     RC.AUTHENTICATION_NEEDED: 401,

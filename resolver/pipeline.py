@@ -1,7 +1,9 @@
 """The resolution chain: the order of its stages is set here and nowhere else.
 
-Today ``cache -> registry``; an upstream stage (referral and recursion to
-other nodes) goes after the registry. Each stage is a package under
+Today ``cache -> registry -> upstream``: the upstream stage says what a
+registry miss means in the hierarchy (a referral for a delegated prefix, "not
+responsible" for a prefix homed elsewhere); recursion to other nodes will be
+its work too. Each stage is a package under
 ``resolver/stages/`` with its settings, its metrics and a README, and has
 ``resolve(query)`` calling ``self.next(query)`` for what it cannot answer. A
 stage that can answer without awaiting (the registry stage on a store that
@@ -31,6 +33,7 @@ from .settings import Settings
 from .shared import SharedState
 from .stages.cache import CacheStage
 from .stages.registry import RegistryStage
+from .stages.upstream import UpstreamStage
 
 
 class Pipeline:
@@ -86,4 +89,5 @@ def build_pipeline(settings: Settings, store: Store, shared: SharedState, regist
         CacheStage(settings.cache, shared, store, registry, poll_interval=settings.store.poll_interval,
                    clock=clock, wall=wall),
         RegistryStage(store, registry),
+        UpstreamStage(store, registry),
     ])

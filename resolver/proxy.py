@@ -31,7 +31,7 @@ async def proxy(request: web.Request) -> web.Response:
         view = await node.core.resolve(Query(handle, types=("URL",), caller=anonymous(request.remote or "?")))
     except Refused as exc:
         return _text(503 if exc.code == RC.SERVER_BUSY else 404, f"Identifier {handle.text}: {exc.message}")
-    if view.code == RC.HANDLE_NOT_FOUND:
+    if view.elsewhere:
         return _text(404, f"Identifier {handle.text} is not served here: {view.message}.")
     target = redirect_target(view.values)
     if target is None:

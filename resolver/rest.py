@@ -142,7 +142,7 @@ async def get_handle(request: web.Request) -> web.Response:
         view = await node.core.view(entry, query)
     except Refused as exc:
         raise from_refused(exc, text) from None
-    if view.code == RC.HANDLE_NOT_FOUND:
+    if view.elsewhere:
         raise ApiError(404, view.code, view.message, text)
     return respond(request, view_body(view))
 

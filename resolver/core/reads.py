@@ -11,13 +11,15 @@ from protocol.valuetypes import AdminPerm
 from registry.errors import RegistryError
 from registry.model import Page
 
-from ..cache import DISABLED, FOUND, Entry
+from ..cache import DISABLED, FOUND, NOT_HERE, REFERRED, Entry
+from ..stages.upstream import WHERE_TYPES
 from ..query import Query
 from .caller import Caller
 from .errors import Refused, refused
 from .visibility import needs_admin, readable, select
 
 NOT_FOUND = "handle not found"
+ELSEWHERE = frozenset({RC.HANDLE_NOT_FOUND, RC.SERVICE_REFERRAL, RC.SERVER_NOT_RESPONSIBLE})
 _NO_VALUES = bytes(4)            # an encoded value list of none: public_view answers VALUES_NOT_FOUND
 
 
@@ -25,21 +27,36 @@ _NO_VALUES = bytes(4)            # an encoded value list of none: public_view an
 class View:
     """What a caller gets for a resolution: ``code`` is RC.SUCCESS (``values``
     non-empty), RC.HANDLE_NOT_FOUND (unknown, or its prefix is disabled:
-    ``message`` says which) or RC.VALUES_NOT_FOUND (nothing the caller may
-    see matches). ``handle`` is the identifier as registered when it exists,
+    ``message`` says which), RC.VALUES_NOT_FOUND (nothing the caller may
+    see matches), RC.SERVICE_REFERRAL (its prefix is delegated: ``values``
+    are the HS_SITE or HS_SERV of the prefix record ``referral``) or
+    RC.SERVER_NOT_RESPONSIBLE (its prefix is not homed here). ``handle`` is the identifier as registered when it exists,
     else as asked."""
 
     code: int
     handle: str
     values: tuple[HandleValue, ...] = ()
     message: str = ""
+    referral: str = ""           # RC 302: the prefix record whose ``values`` (HS_SITE, HS_SERV) say where to ask
 
     @property
     def found(self) -> bool:
         return self.code == RC.SUCCESS
 
+    @property
+    def elsewhere(self) -> bool:
+        """Not served here: unknown, its prefix disabled, delegated (a referral) or homed elsewhere."""
+        return self.code in ELSEWHERE
+
 
 def _unserved(entry: Entry, asked: str) -> View:
+    if entry.status == REFERRED:
+        where = tuple(v for v in entry.record.values if v.type in WHERE_TYPES)
+        return View(RC.SERVICE_REFERRAL, asked, where, f"{asked} is served by its prefix's own node: see "
+                    f"{entry.record.handle}", entry.record.handle)
+    if entry.status == NOT_HERE:
+        return View(RC.SERVER_NOT_RESPONSIBLE, asked, (),
+                    f"prefix {asked.partition('/')[0]} is not served by this node")
     if entry.status == DISABLED:
         prefix = entry.handle.partition("/")[0]
         return View(RC.HANDLE_NOT_FOUND, asked, (), f"prefix {prefix} is disabled: its identifiers are not served")

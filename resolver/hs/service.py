@@ -60,8 +60,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from protocol.codes import RC
 from protocol.handle import (ENVELOPE_SIZE, Challenge, EmptyResponse, EnvFlag, ErrorResponse, GetSiteInfoResponse,
-                             HandleProtocolError, Limits, Message, OpCode, OpFlag, ResolutionResponse, Version, decode,
-                             encode, make_reply, protocol_error_reply, split_datagrams)
+                             HandleProtocolError, Limits, Message, OpCode, OpFlag, ReferralResponse, ResolutionResponse,
+                             Version, decode, encode, make_reply, protocol_error_reply, split_datagrams)
 from protocol.handle.fastpath import (HEADER, UDP_PAYLOAD, PlainResolution, peek_plain_resolution, plain_datagrams,
                                       plain_reply, udp_parts)
 from protocol.handle.message import ECHO_FLAGS, reply_version
@@ -104,6 +104,8 @@ def rendering(view: View) -> tuple[int, tuple[bytes, ...], int]:
     datagrams cut it, the body's length)."""
     if view.code == _SUCCESS:
         body = ResolutionResponse(view.handle, view.values).to_bytes()
+    elif view.code == RC.SERVICE_REFERRAL:
+        body = ReferralResponse(view.referral, view.values).to_bytes()
     else:
         body = ErrorResponse(view.message).to_bytes()
     return view.code, udp_parts(body), len(body)
@@ -446,6 +448,8 @@ class HandleService:
             view = await self.core.resolve(query)
         except Refused as exc:
             return self.error(request, exc.code, exc.message)
+        if view.code == RC.SERVICE_REFERRAL:
+            return self.reply(request, ReferralResponse(view.referral, view.values), code=RC.SERVICE_REFERRAL)
         if view.code != RC.SUCCESS:
             return self.error(request, view.code, view.message)
         return self.reply(request, ResolutionResponse(body.handle, view.values), code=RC.SUCCESS)

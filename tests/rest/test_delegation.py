@@ -76,3 +76,40 @@ async def test_bad_delegations_are_refused_and_change_nothing(live, prefix, body
 async def test_undelegating_what_is_not_delegated_is_not_found(live):
     assert (await delegation(live, "88.118.8", None, live.node_admin, "DELETE"))[0] == 404
     assert (await delegation(live, "88.118.8", None, live.ent_admin, "DELETE"))[0] == 403
+
+
+async def resolved_code(live, handle: str, transport: str):
+    """(response code, the reply's body) of a resolution over ``transport``."""
+    async with HandleClient("127.0.0.1", live.running.hs_port if transport != "http" else live.running.http_port,
+                            transport=transport, timeout=10.0) as client:
+        try:
+            await client.resolve(handle)
+        except HandleResponseError as exc:
+            return exc.code, exc.reply.body if exc.reply is not None else None
+    return RC.SUCCESS, None
+
+
+async def test_misses_are_referred_under_a_delegated_prefix_and_refused_outside_the_nodes(live):
+    cases = {"88.118.8/not-here": RC.HANDLE_NOT_FOUND,        # a prefix homed here: a miss is a miss
+             "88.118/not-here": RC.HANDLE_NOT_FOUND,          # the node's own prefix
+             "0.NA/88.118.77": RC.HANDLE_NOT_FOUND,           # the node's own 0.NA
+             "88.118.77/x": RC.SERVER_NOT_RESPONSIBLE,        # not allocated here
+             "86.100.1/x": RC.SERVER_NOT_RESPONSIBLE}         # another secondary node's
+    for handle, code in cases.items():
+        for transport in ("udp", "tcp", "http"):
+            assert (await resolved_code(live, handle, transport))[0] == code, (handle, transport)
+    assert (await delegation(live, "88.118.8", {"site": "192.0.2.7:2641"}, live.node_admin))[0] == 200
+    for transport in ("udp", "tcp", "http"):          # the cached "not found" went with the delegation
+        code, body = await resolved_code(live, "88.118.8/not-here", transport)
+        assert code == RC.SERVICE_REFERRAL and body.handle == "0.NA/88.118.8", transport
+        (site,) = body.values
+        assert site.type == "HS_SITE" and SiteInfo.decode(site.data).servers[0].address_text == "192.0.2.7"
+        assert (await resolved_code(live, "88.118.8/ADMIN", transport))[0] == RC.SUCCESS   # registered here: stays
+    async with live.session.get(f"{live.url}/api/handles/88.118.8/not-here") as r:
+        doc = await r.json()
+        assert (r.status, doc["responseCode"]) == (404, RC.SERVICE_REFERRAL) and "0.NA/88.118.8" in doc["message"]
+    async with live.session.post(f"{live.url}/api/batch/resolve", json={"handles": ["88.118.8/not-here",
+                                                                                    "86.100.1/x"]}) as r:
+        assert [x["responseCode"] for x in (await r.json())["results"]] == [302, 301]
+    assert (await delegation(live, "88.118.8", None, live.node_admin, "DELETE"))[0] == 200
+    assert (await resolved_code(live, "88.118.8/not-here", "udp"))[0] == RC.HANDLE_NOT_FOUND

@@ -21,7 +21,8 @@ class RegistryStage:
         self._waiting = Gauge("idnode_registry_reads_waiting",
                               "Reads sent to the store and not answered yet (bounded by store.max_reads_waiting).",
                               registry=registry, multiprocess_mode="livesum")
-        self.next = None                      # the last stage
+        self.next = None                      # the upstream stage, for misses (set by the pipeline)
+        self.next_now = None
         if not store.reads_inline:
             self.resolve_now = None           # type: ignore[assignment]  # a miss must await this store
 
@@ -40,6 +41,8 @@ class RegistryStage:
         except StoreUnavailable:
             self._unavailable.inc()
             raise
+        if record is None and self.next is not None:
+            return await self.next(query)          # what the miss means (the upstream stage)
         return Entry(query.handle.key, record)
 
     def resolve_now(self, query: Query) -> Entry:
@@ -49,4 +52,6 @@ class RegistryStage:
         except StoreUnavailable:
             self._unavailable.inc()
             raise
+        if record is None and self.next_now is not None:
+            return self.next_now(query)
         return Entry(query.handle.key, record)
