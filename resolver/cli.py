@@ -623,9 +623,20 @@ async def _resolve_local(core: Core, handle: str) -> dict:
     return record_to_json(view.handle, view.values, int(view.code))
 
 
-def _resolve_hs(server: str, handle: str, udp: bool) -> dict:
+def _resolve_hs(server: str, handle: str, udp: bool, recursive: bool = False) -> dict:
     from .hs.client import HandleClientError, HandleResponseError, resolve_record
+    from .hs.walk import WalkError, resolve_walking
 
+    if recursive:                    # follow referrals, showing each server asked on stderr
+        try:
+            name, values, hops = asyncio.run(resolve_walking(server, handle, udp=udp))
+        except WalkError as exc:
+            _show_hops(exc.hops)
+            if exc.code == RC.HANDLE_NOT_FOUND:
+                raise reg.HandleNotFound(f"{handle} not found") from None
+            raise CliError(str(exc)) from None
+        _show_hops(hops)
+        return record_to_json(name, values)
     try:
         name, values = asyncio.run(resolve_record(server, handle, udp=udp))
     except HandleResponseError as exc:
@@ -637,21 +648,29 @@ def _resolve_hs(server: str, handle: str, udp: bool) -> dict:
     return record_to_json(name, values)
 
 
+def _show_hops(hops) -> None:
+    for n, hop in enumerate(hops, 1):
+        click.echo(f"hop {n}: {hop.server}: {hop.note}", err=True)
+
+
 @cli.command()
 @click.argument("handle")
 @click.option("--server", metavar="URL", help="Ask a running node (http://host:port) instead of the local store.")
 @click.option("--hs", "hs_server", metavar="HOST:PORT", help="Ask a node over the Handle protocol (TCP).")
 @click.option("--udp", is_flag=True, help="With --hs: over UDP.")
+@click.option("--recursive", is_flag=True,
+              help="With --hs: follow referrals (RC 302) from node to node, each server asked shown on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Handle.Net JSON record.")
 @pass_cli
-def resolve(obj: Cli, handle: str, server: str | None, hs_server: str | None, udp: bool, as_json: bool) -> None:
+def resolve(obj: Cli, handle: str, server: str | None, hs_server: str | None, udp: bool, recursive: bool,
+            as_json: bool) -> None:
     """Print HANDLE's values, one per line: index type data (secrets never shown)."""
     handle = _handle(handle)
-    if udp and not hs_server:
-        raise click.UsageError("--udp goes with --hs HOST:PORT")
+    if (udp or recursive) and not hs_server:
+        raise click.UsageError("--udp and --recursive go with --hs HOST:PORT")
     if hs_server:
         obj.settings()
-        doc = _resolve_hs(hs_server, handle, udp)
+        doc = _resolve_hs(hs_server, handle, udp, recursive)
     elif server:
         obj.settings()
         doc = asyncio.run(_resolve_remote(server, handle))
