@@ -1,7 +1,7 @@
 """The node in the hierarchy, with real node processes on loopback: a
-secondary node (88.118) that has delegated the enterprise prefix 88.118.8 to
-an enterprise node, which holds 88.118.8's identifiers. The project's client
-follows the secondary node's referral to the enterprise node."""
+top-level node (88) that has delegated 88.118 to a secondary node, which has
+delegated the enterprise prefix 88.118.8 to an enterprise node, which holds
+88.118.8's identifiers. The project's client walks the referrals down."""
 
 from __future__ import annotations
 
@@ -39,6 +39,34 @@ def secondary(tmp_path, enterprise):
     ok(home, "prefix", "delegate", "88.118.8", "--site", f"127.0.0.1:{enterprise.hs_port}")
     with serving_workers(home, 1) as served:
         yield served, home
+
+
+@pytest.fixture
+def top(tmp_path, secondary):
+    """The top-level node: its prefix 88, and 88.118 delegated to the secondary node."""
+    served, _ = secondary
+    home = tmp_path / "top"
+    ok(home, "init", "--prefix", "88")
+    ok(home, "prefix", "create", "88.118", "--owner", "Greater Bay Area secondary node")
+    ok(home, "prefix", "delegate", "88.118", "--site", f"127.0.0.1:{served.hs_port}")
+    with serving_workers(home, 1) as top_served:
+        yield top_served
+
+
+def test_the_walk_from_the_top_level_node_down_to_the_enterprise_node(tmp_path, top, secondary, enterprise):
+    t, s, e = (f"127.0.0.1:{n.hs_port}" for n in (top, secondary[0], enterprise))
+    walked = run("resolve", PO, "--hs", t, "--recursive", home=tmp_path / "client")
+    assert walked.returncode == 0, walked.stderr
+    assert walked.stdout.splitlines()[0] == "1 URL https://acme.example/po/123"
+    assert walked.stderr.splitlines() == [f"hop 1: {t}: referred to {s} by 0.NA/88.118",
+                                          f"hop 2: {s}: referred to {e} by 0.NA/88.118.8",
+                                          f"hop 3: {e}: answered"]
+    kept = run("resolve", "88.118.8/kept-here", "--hs", t, "--recursive", home=tmp_path / "client")
+    assert kept.returncode == 0 and kept.stderr.splitlines()[-1] == f"hop 2: {s}: answered"
+    record = run("resolve", "0.NA/88.118", "--hs", t, home=tmp_path / "client")
+    assert record.returncode == 0 and f'"port":{secondary[0].hs_port}' in record.stdout     # the prefix record
+    outside = run("resolve", "88.200/x", "--hs", t, home=tmp_path / "client")
+    assert outside.returncode == 1 and "response code 301" in outside.stderr              # not allocated under 88
 
 
 @pytest.mark.parametrize("udp", [False, True])

@@ -99,6 +99,9 @@ async def test_misses_are_referred_under_a_delegated_prefix_and_refused_outside_
         for transport in ("udp", "tcp", "http"):
             assert (await resolved_code(live, handle, transport))[0] == code, (handle, transport)
     assert (await delegation(live, "88.118.8", {"site": "192.0.2.7:2641"}, live.node_admin))[0] == 200
+    # The enterprise node homes the sub-prefixes of its prefix too; a homed prefix's unallocated ones are not ours.
+    assert (await resolved_code(live, "88.118.8.1/x", "udp"))[0] == RC.SERVICE_REFERRAL
+    assert (await resolved_code(live, "88.118.9.5/x", "udp"))[0] == RC.SERVER_NOT_RESPONSIBLE
     for transport in ("udp", "tcp", "http"):          # the cached "not found" went with the delegation
         code, body = await resolved_code(live, "88.118.8/not-here", transport)
         assert code == RC.SERVICE_REFERRAL and body.handle == "0.NA/88.118.8", transport

@@ -36,36 +36,55 @@ class UpstreamStage:
     async def stop(self) -> None:
         pass
 
-    def _mine(self, prefix_key: str) -> bool:
-        """The node's own namespaces: ``0.NA`` and its secondary prefix, where a miss is just a miss."""
-        return prefix_key == NODE_PREFIX_KEY or prefix_key == self._own
+    def _candidates(self, prefix_key: str) -> list[str]:
+        """The prefixes a miss under ``prefix_key`` is answered by, nearest first:
+        itself, then its ancestors down to (not including) the node's own prefix
+        (a delegated 88.118 answers for 88.118.8 too: the enterprise node there
+        homes its sub-prefixes). None at all for the node's own namespaces
+        (``0.NA``, its own prefix), where a miss is just a miss."""
+        own = self._own
+        if prefix_key == NODE_PREFIX_KEY or prefix_key == own:
+            return []
+        out = [prefix_key]
+        if prefix_key.startswith(own + "."):
+            parts = prefix_key.split(".")
+            out += [".".join(parts[:n]) for n in range(len(parts) - 1, own.count(".") + 1, -1)]
+        return out
 
-    def _meaning(self, query: Query, state: str | None, prefix_record) -> Entry:
+    def _meaning(self, query: Query, at: str | None, state: str | None, prefix_record) -> Entry:
+        """``at``: the prefix that was found allocated here (None: none was)."""
         key = query.handle.key
-        if state is None:
+        if at is None:
             self._counts["not_here"].inc()
             return Entry.elsewhere(key, NOT_HERE)
         if state == ENABLED and prefix_record is not None and any(v.type in WHERE_TYPES
                                                                   for v in prefix_record.values):
             self._counts["referred"].inc()
             return Entry.elsewhere(key, REFERRED, prefix_record)
+        if at != query.handle.prefix_key:          # a sub-prefix of one homed here, never allocated
+            self._counts["not_here"].inc()
+            return Entry.elsewhere(key, NOT_HERE)
         self._counts["not_found"].inc()
         return Entry(key, None)
 
     async def resolve(self, query: Query) -> Entry:
-        prefix_key = query.handle.prefix_key
-        if self._mine(prefix_key):
-            self._counts["not_found"].inc()
-            return Entry(query.handle.key, None)
-        state, record = await self._store.home(prefix_key)
-        return self._meaning(query, state, record)
+        for prefix_key in self._candidates(query.handle.prefix_key):
+            state, record = await self._store.home(prefix_key)
+            if state is not None:
+                return self._meaning(query, prefix_key, state, record)
+        return self._end(query)
 
     def resolve_now(self, query: Query) -> Entry:
         """:meth:`resolve` without awaiting, for a store that reads inline."""
-        prefix_key = query.handle.prefix_key
-        if self._mine(prefix_key):
+        for prefix_key in self._candidates(query.handle.prefix_key):
+            state, record = self._store.home_now(prefix_key)
+            if state is not None:
+                return self._meaning(query, prefix_key, state, record)
+        return self._end(query)
+
+    def _end(self, query: Query) -> Entry:
+        """No prefix homed here answers for it: a miss in the node's own namespaces, else not ours."""
+        if query.handle.prefix_key in (NODE_PREFIX_KEY, self._own):
             self._counts["not_found"].inc()
             return Entry(query.handle.key, None)
-        state, record = self._store.home_now(prefix_key)
-        return self._meaning(query, state, record)
-
+        return self._meaning(query, None, None, None)
