@@ -222,9 +222,12 @@ def with_core(settings: Settings, work: Callable[[Core], Awaitable[T]]) -> T:
         try:
             no_cache = dataclasses.replace(settings, cache=dataclasses.replace(settings.cache, enabled=False))
             pipeline = build_pipeline(no_cache, store, shared, CollectorRegistry())
-            lockout = Lockout(shared, settings.auth, everywhere=store.failure_counts())
-            core = Core(store, pipeline, Authenticator(store, lockout))
-            return await work(core)
+            await pipeline.start()
+            try:
+                lockout = Lockout(shared, settings.auth, everywhere=store.failure_counts())
+                return await work(Core(store, pipeline, Authenticator(store, lockout)))
+            finally:
+                await pipeline.stop()
         finally:
             shared.close()
     return with_store(settings, run)

@@ -54,6 +54,7 @@ class Pipeline:
             self._after_peek = self.resolve
             self._after_peek_now = getattr(stages[0], "resolve_now", None)
         self.cache = self.cache_stage.cache if self.cache_stage is not None else None
+        self.upstream = next((s for s in stages if isinstance(s, UpstreamStage)), None)
         self.reads_inline = self._after_peek_now is not None
 
     def lookup(self, query: Query) -> "Entry | Awaitable[Entry]":

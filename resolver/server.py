@@ -112,8 +112,11 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
                         per_source=handle.max_connections_per_source)
         listeners = await start_listeners(hs, settings, tcp_door, connections, reuse_port=reuse_port)
         stack.push_async_callback(listeners.stop, shutdown_timeout)
-        hs.advertise(site_info(settings, tcp_port=listeners.port, udp_port=listeners.port, http_port=port,
-                               public_key=hs.server_public_key).encode())
+        site = site_info(settings, tcp_port=listeners.port, udp_port=listeners.port, http_port=port,
+                         public_key=hs.server_public_key).encode()
+        hs.advertise(site)                   # get site info
+        if pipeline.upstream is not None:
+            pipeline.upstream.advertise(site)    # the prefix records of the prefixes homed here
         yield Running(node, store, port, listeners.port, hs)
 
 

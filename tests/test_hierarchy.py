@@ -65,6 +65,13 @@ def test_the_walk_from_the_top_level_node_down_to_the_enterprise_node(tmp_path, 
     assert kept.returncode == 0 and kept.stderr.splitlines()[-1] == f"hop 2: {s}: answered"
     record = run("resolve", "0.NA/88.118", "--hs", t, home=tmp_path / "client")
     assert record.returncode == 0 and f'"port":{secondary[0].hs_port}' in record.stdout     # the prefix record
+    # Prefix records, as a Handle.Net walk reads them: each node names the next; the enterprise node names itself.
+    walked = run("resolve", "0.NA/88.118.8", "--hs", t, "--recursive", home=tmp_path / "client")
+    assert walked.returncode == 0 and walked.stderr.splitlines()[-1] == f"hop 2: {s}: answered"
+    assert f'"port":{enterprise.hs_port}' in walked.stdout
+    own = run("resolve", "0.NA/88.118.8", "--hs", e, home=tmp_path / "client")
+    assert own.returncode == 0 and f'"port":{enterprise.hs_port}' in own.stdout and "HS_ADMIN admin 300:0.NA/88.118" \
+        in own.stdout
     outside = run("resolve", "88.200/x", "--hs", t, home=tmp_path / "client")
     assert outside.returncode == 1 and "response code 301" in outside.stderr              # not allocated under 88
 

@@ -121,8 +121,10 @@ async def test_a_response_sent_to_the_server_is_dropped(hs):
 async def test_invalid_and_slashless_handles(hs):
     replies = await talk(hs, resolution("88.118.8/a\x01b", request_id=1) + resolution("88.118.8", request_id=2)
                          + resolution("88.118.8/ABSENT", request_id=3))
+    # A bare prefix is its prefix record 0.NA/88.118.8 (Handle.Net's reading): homed here, so this node's.
     assert [(r.request_id, r.response_code) for r in replies] == [
-        (1, RC.INVALID_HANDLE), (2, RC.HANDLE_NOT_FOUND), (3, RC.HANDLE_NOT_FOUND)]
+        (1, RC.INVALID_HANDLE), (2, RC.SUCCESS), (3, RC.HANDLE_NOT_FOUND)]
+    assert replies[1].body.handle == "88.118.8" and [v.type for v in replies[1].body.values] == ["HS_SITE", "HS_ADMIN"]
 
 
 async def test_admin_request_with_a_bad_handle_is_refused_before_any_challenge(hs):

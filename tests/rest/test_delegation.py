@@ -22,7 +22,15 @@ async def prefix_record(live, prefix: str, transport: str = "udp"):
         return await client.resolve(f"0.NA/{prefix}")
 
 
+async def served_from(live, prefix: str) -> int:
+    """The TCP port the HS_SITE of ``prefix``'s record names (this node's while not delegated)."""
+    record = await prefix_record(live, prefix)
+    (site,) = [SiteInfo.decode(v.data) for v in record.values if v.type == "HS_SITE"]
+    return next(i.port for i in site.servers[0].interfaces if i.transport == Interface.TCP)
+
+
 async def test_the_node_admin_delegates_to_a_site_and_takes_it_back(live):
+    assert await served_from(live, "88.118.8") == live.running.hs_port        # a homed prefix's record: this node
     status, doc = await delegation(live, "88.118.8", {"site": "192.0.2.7:2641"}, live.node_admin)
     assert (status, doc["delegation"]) == (200, {"site": "192.0.2.7:2641"})
     shown = await (await live.session.get(f"{live.url}/api/prefixes/88.118.8", headers=live.ent_admin)).json()
@@ -44,9 +52,10 @@ async def test_the_node_admin_delegates_to_a_site_and_takes_it_back(live):
 
     status, doc = await delegation(live, "88.118.8", None, live.node_admin, "DELETE")
     assert (status, doc["delegation"]) == (200, None)
-    with pytest.raises(HandleResponseError) as gone:
-        await prefix_record(live, "88.118.8")
-    assert gone.value.code == RC.HANDLE_NOT_FOUND
+    assert await served_from(live, "88.118.8") == live.running.hs_port        # served here again
+    with pytest.raises(HandleResponseError) as unknown:
+        await prefix_record(live, "88.118.77")                               # no such prefix here
+    assert unknown.value.code == RC.HANDLE_NOT_FOUND
     shown = await (await live.session.get(f"{live.url}/api/prefixes/88.118.8", headers=live.node_admin)).json()
     assert shown["delegation"] is None
 
@@ -69,8 +78,7 @@ async def test_the_node_admin_delegates_to_a_site_and_takes_it_back(live):
 async def test_bad_delegations_are_refused_and_change_nothing(live, prefix, body, who, status, code):
     got, doc = await delegation(live, prefix, body, getattr(live, who) if who else {})
     assert (got, doc["responseCode"]) == (status, code) and doc["message"], doc
-    with pytest.raises(HandleResponseError):
-        await prefix_record(live, "88.118.8")
+    assert await served_from(live, "88.118.8") == live.running.hs_port        # still this node's
 
 
 async def test_undelegating_what_is_not_delegated_is_not_found(live):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 
 from protocol.identifier import handle_key
-from registry.model import ENABLED
+from protocol.values import HandleValue
+from protocol.valuetypes import AdminRef
+from registry.model import ENABLED, HandleRecord
 from registry.store import Store
 from registry.validation import NODE_PREFIX_KEY
 
@@ -13,7 +15,9 @@ from ...cache import NOT_HERE, REFERRED, Entry
 from ...query import Query
 
 WHERE_TYPES = ("HS_SITE", "HS_SERV")          # the values of a prefix record that say where its prefix is served
-_OUTCOMES = ("referred", "not_here", "not_found")
+SITE_INDEX, ADMIN_INDEX, ADMIN_KEY_INDEX = 1, 100, 300
+_OUTCOMES = ("referred", "not_here", "not_found", "prefix_record")
+_RECORDS = NODE_PREFIX_KEY + "/"
 
 
 class UpstreamStage:
@@ -23,68 +27,98 @@ class UpstreamStage:
         self._store = store
         answers = Counter("idnode_upstream_misses_total",
                           "Registry misses, by what they meant: referred (a delegated prefix), not_here (a prefix "
-                          "not homed on this node), not_found.", ("outcome",), registry=registry)
+                          "not homed on this node), not_found, prefix_record (the record of a prefix homed here, "
+                          "made from this node's site).", ("outcome",), registry=registry)
         self._counts = {o: answers.labels(o) for o in _OUTCOMES}
         self._own = NODE_PREFIX_KEY               # the node's own prefix key, read at start
+        self._admin = ""                          # its admin handle, 0.NA/<own prefix>
+        self._site: bytes | None = None           # this node's HS_SITE, once its ports are known
         self.next = None                          # the last stage
         if not store.reads_inline:
             self.resolve_now = None               # type: ignore[assignment]
 
     async def start(self) -> None:
-        self._own = handle_key(await self._store.secondary_prefix())
+        own = await self._store.secondary_prefix()
+        self._own, self._admin = handle_key(own), f"0.NA/{own}"
 
     async def stop(self) -> None:
         pass
 
-    def _candidates(self, prefix_key: str) -> list[str]:
-        """The prefixes a miss under ``prefix_key`` is answered by, nearest first:
-        itself, then its ancestors down to (not including) the node's own prefix
-        (a delegated 88.118 answers for 88.118.8 too: the enterprise node there
-        homes its sub-prefixes). None at all for the node's own namespaces
-        (``0.NA``, its own prefix), where a miss is just a miss."""
-        own = self._own
-        if prefix_key == NODE_PREFIX_KEY or prefix_key == own:
-            return []
-        out = [prefix_key]
-        if prefix_key.startswith(own + "."):
-            parts = prefix_key.split(".")
-            out += [".".join(parts[:n]) for n in range(len(parts) - 1, own.count(".") + 1, -1)]
-        return out
+    def advertise(self, site: bytes) -> None:
+        """This node's encoded HS_SITE: the prefix records it makes point here."""
+        self._site = site
 
-    def _meaning(self, query: Query, at: str | None, state: str | None, prefix_record) -> Entry:
-        """``at``: the prefix that was found allocated here (None: none was)."""
+    # -- what to read ------------------------------------------------------------------------------
+    def _target(self, query: Query) -> tuple[str, bool]:
+        """(the prefix a miss is about, whether the miss is of that prefix's record ``0.NA/<prefix>``)."""
         key = query.handle.key
-        if at is None:
-            self._counts["not_here"].inc()
-            return Entry.elsewhere(key, NOT_HERE)
+        if key.startswith(_RECORDS):
+            return key[len(_RECORDS):], True
+        return query.handle.prefix_key, False
+
+    def _candidates(self, prefix_key: str) -> list[str]:
+        """The prefixes a miss about ``prefix_key`` is answered by, nearest
+        first: itself and, under the node's own prefix, its parents down to
+        (not including) the node's own (a delegated 88.118 answers for 88.118.8
+        too: the node it went to homes its sub-prefixes). None for the node's
+        own namespaces (``0.NA``, its own prefix) nor for others' prefixes."""
+        own = self._own
+        if not prefix_key.startswith(own + "."):
+            return []
+        parts = prefix_key.split(".")
+        return [".".join(parts[:n]) for n in range(len(parts), own.count(".") + 1, -1)]
+
+    async def resolve(self, query: Query) -> Entry:
+        target, record = self._target(query)
+        for prefix_key in self._candidates(target):
+            state, prefix_record = await self._store.home(prefix_key)
+            if state is not None:
+                return self._meaning(query, target, record, prefix_key, state, prefix_record)
+        return self._nowhere(query, target, record)
+
+    def resolve_now(self, query: Query) -> Entry:
+        """:meth:`resolve` without awaiting, for a store that reads inline."""
+        target, record = self._target(query)
+        for prefix_key in self._candidates(target):
+            state, prefix_record = self._store.home_now(prefix_key)
+            if state is not None:
+                return self._meaning(query, target, record, prefix_key, state, prefix_record)
+        return self._nowhere(query, target, record)
+
+    # -- what it means -----------------------------------------------------------------------------
+    def _meaning(self, query: Query, target: str, record: bool, at: str, state: str,
+                 prefix_record: HandleRecord | None) -> Entry:
+        """The miss about ``target`` (its ``record``, or an identifier under
+        it), ``at`` being the nearest prefix allocated here, in ``state``,
+        with its prefix record."""
+        key = query.handle.key
         if state == ENABLED and prefix_record is not None and any(v.type in WHERE_TYPES
                                                                   for v in prefix_record.values):
             self._counts["referred"].inc()
             return Entry.elsewhere(key, REFERRED, prefix_record)
-        if at != query.handle.prefix_key:          # a sub-prefix of one homed here, never allocated
+        if at == target and record and state == ENABLED and self._site is not None:
+            self._counts["prefix_record"].inc()
+            return Entry(key, self._prefix_record(query.handle.text))
+        if at != target and not record:          # a sub-prefix of one homed here, never allocated
             self._counts["not_here"].inc()
             return Entry.elsewhere(key, NOT_HERE)
         self._counts["not_found"].inc()
         return Entry(key, None)
 
-    async def resolve(self, query: Query) -> Entry:
-        for prefix_key in self._candidates(query.handle.prefix_key):
-            state, record = await self._store.home(prefix_key)
-            if state is not None:
-                return self._meaning(query, prefix_key, state, record)
-        return self._end(query)
-
-    def resolve_now(self, query: Query) -> Entry:
-        """:meth:`resolve` without awaiting, for a store that reads inline."""
-        for prefix_key in self._candidates(query.handle.prefix_key):
-            state, record = self._store.home_now(prefix_key)
-            if state is not None:
-                return self._meaning(query, prefix_key, state, record)
-        return self._end(query)
-
-    def _end(self, query: Query) -> Entry:
-        """No prefix homed here answers for it: a miss in the node's own namespaces, else not ours."""
-        if query.handle.prefix_key in (NODE_PREFIX_KEY, self._own):
+    def _nowhere(self, query: Query, target: str, record: bool) -> Entry:
+        """No prefix homed here answers for ``target``: a miss under the node's
+        own prefix, or of a record under ``0.NA`` for a prefix in its
+        namespace, is just a miss; anything else is another node's."""
+        if target == self._own or (record and target.startswith(self._own + ".")):
             self._counts["not_found"].inc()
             return Entry(query.handle.key, None)
-        return self._meaning(query, None, None, None)
+        self._counts["not_here"].inc()
+        return Entry.elsewhere(query.handle.key, NOT_HERE)
+
+    def _prefix_record(self, handle: str) -> HandleRecord:
+        """The record of a prefix homed here and not delegated: this node's
+        HS_SITE, and an HS_ADMIN naming the node admin (as a Handle.Net prefix
+        record reads)."""
+        return HandleRecord(handle, (HandleValue(SITE_INDEX, "HS_SITE", self._site),
+                                     HandleValue(ADMIN_INDEX, "HS_ADMIN",
+                                                 AdminRef(self._admin, ADMIN_KEY_INDEX).encode())))
