@@ -52,11 +52,11 @@ class View:
 def _unserved(entry: Entry, asked: str) -> View:
     if entry.status == REFERRED:
         where = tuple(v for v in entry.record.values if v.type in WHERE_TYPES)
-        return View(RC.SERVICE_REFERRAL, asked, where, f"{asked} is served by its prefix's own node: see "
-                    f"{entry.record.handle}", entry.record.handle)
-    if entry.status == NOT_HERE:
+        return View(RC.SERVICE_REFERRAL, asked, where, f"{asked or entry.key} is served by its prefix's own node: "
+                    f"see {entry.record.handle}", entry.record.handle)
+    if entry.status == NOT_HERE:         # (a memoised rendering is asked for no spelling: the key names it)
         return View(RC.SERVER_NOT_RESPONSIBLE, asked, (),
-                    f"prefix {asked.partition('/')[0]} is not served by this node")
+                    f"prefix {(asked or entry.key).partition('/')[0]} is not served by this node")
     if entry.status == DISABLED:
         prefix = entry.handle.partition("/")[0]
         return View(RC.HANDLE_NOT_FOUND, asked, (), f"prefix {prefix} is disabled: its identifiers are not served")
