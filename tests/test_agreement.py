@@ -545,12 +545,14 @@ async def test_every_front_end_agrees_on_delegation(world):
             assert (await r.json())["responseCode"] == DELEGATES[caller], caller
     status, _, err = await world.cli("prefix", "delegate", "88.118.10", "--service", "0.NA/88.118.10.SERV")
     assert status == 0, err
-    for handle, kind in (("0.NA/88.118.8", "HS_SITE"), ("0.NA/88.118.10", "HS_SERV")):
+    # 88.118.9 is not delegated: its record is made from the serving node's own site, which the CLI, not
+    # serving, does not know (it answers only stored prefix records).
+    for handle, kind in (("0.NA/88.118.8", "HS_SITE"), ("0.NA/88.118.10", "HS_SERV"), ("0.NA/88.118.9", "HS_SITE")):
         for caller in CALLERS:
             answers = {"rest": await world.rest_read(caller, handle, (), ()),
                        "batch-json": await world.batch_read(caller, handle, cbor=False),
                        **{f"hs-{t}": await world.hs_read(t, caller, handle, (), ()) for t in ("tcp", "udp", "http")}}
-            if caller == "node admin":
+            if caller == "node admin" and handle != "0.NA/88.118.9":
                 answers["cli"] = await world.cli_read(handle)
             assert len(set(answers.values())) == 1, (caller, handle, answers)
             code, seen = answers["rest"]
