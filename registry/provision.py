@@ -238,10 +238,18 @@ async def rotate_node_secret(store: Store, password: str | None = None, *, actor
 
 SITE_INDEX = 1             # HS_SITE of a delegated prefix's record
 SERV_INDEX = 2             # or HS_SERV
+WHERE = ((SITE_INDEX, "HS_SITE"), (SERV_INDEX, "HS_SERV"))
+WHERE_TYPES = tuple(t for _, t in WHERE)     # the values of a prefix record that say where its prefix is served
 
 
 def prefix_record_handle(prefix: str) -> str:
     return f"0.NA/{prefix}"
+
+
+def prefix_record_values(where: HandleValue, secondary_prefix: str) -> list[HandleValue]:
+    """A prefix record: ``where`` (HS_SITE at 1 or HS_SERV at 2) and an
+    HS_ADMIN at 100 naming the node admin, who alone changes it."""
+    return [where, _admin_ref(HS_ADMIN_INDEX, node_admin_handle(secondary_prefix), ADMIN_INDEX)]
 
 
 async def delegate_prefix(store: Store, prefix: str, where: HandleValue, *, actor: str) -> None:
@@ -250,10 +258,10 @@ async def delegate_prefix(store: Store, prefix: str, where: HandleValue, *, acto
     prefix = _prefix(prefix)
     if await store.get_prefix(prefix) is None:
         raise HandleNotFound(f"prefix {prefix} is not allocated on this node")
-    if (where.index, where.type) not in ((SITE_INDEX, "HS_SITE"), (SERV_INDEX, "HS_SERV")):
+    if (where.index, where.type) not in WHERE:
         raise InvalidValue("a delegation is an HS_SITE value at index 1 or an HS_SERV value at index 2")
-    admin = _admin_ref(HS_ADMIN_INDEX, node_admin_handle(await store.secondary_prefix()), ADMIN_INDEX)
-    await store.put_handle(prefix_record_handle(prefix), [where, admin], mode="replace", actor=actor)
+    await store.put_handle(prefix_record_handle(prefix), prefix_record_values(where, await store.secondary_prefix()),
+                           mode="replace", actor=actor)
 
 
 async def undelegate_prefix(store: Store, prefix: str, *, actor: str) -> None:
@@ -270,5 +278,4 @@ async def delegation_of(store: Store, prefix: str) -> HandleValue | None:
     record = await store.get_handle(prefix_record_handle(_prefix(prefix)))
     if record is None:
         return None
-    return next((v for v in record.values if (v.index, v.type) in ((SITE_INDEX, "HS_SITE"), (SERV_INDEX, "HS_SERV"))),
-                None)
+    return next((v for v in record.values if (v.index, v.type) in WHERE), None)

@@ -10,9 +10,9 @@ from protocol.values import HandleValue
 from protocol.valuetypes import AdminPerm
 from registry.errors import RegistryError
 from registry.model import Page
+from registry.provision import WHERE_TYPES
 
 from ..cache import DISABLED, FOUND, NOT_HERE, REFERRED, Entry
-from ..stages.upstream import WHERE_TYPES
 from ..query import Query
 from .caller import Caller
 from .errors import Refused, refused

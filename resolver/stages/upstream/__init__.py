@@ -6,16 +6,14 @@ from prometheus_client import CollectorRegistry, Counter
 
 from protocol.identifier import handle_key
 from protocol.values import HandleValue
-from protocol.valuetypes import AdminRef
 from registry.model import ENABLED, HandleRecord
+from registry.provision import SITE_INDEX, WHERE_TYPES, prefix_record_values
 from registry.store import Store
 from registry.validation import NODE_PREFIX_KEY
 
 from ...cache import NOT_HERE, REFERRED, Entry
 from ...query import Query
 
-WHERE_TYPES = ("HS_SITE", "HS_SERV")          # the values of a prefix record that say where its prefix is served
-SITE_INDEX, ADMIN_INDEX, ADMIN_KEY_INDEX = 1, 100, 300
 _OUTCOMES = ("referred", "not_here", "not_found", "prefix_record")
 _RECORDS = NODE_PREFIX_KEY + "/"
 
@@ -31,7 +29,7 @@ class UpstreamStage:
                           "made from this node's site).", ("outcome",), registry=registry)
         self._counts = {o: answers.labels(o) for o in _OUTCOMES}
         self._own = NODE_PREFIX_KEY               # the node's own prefix key, read at start
-        self._admin = ""                          # its admin handle, 0.NA/<own prefix>
+        self._own_text = ""                       # the same as registered
         self._site: bytes | None = None           # this node's HS_SITE, once its ports are known
         self.next = None                          # the last stage
         if not store.reads_inline:
@@ -39,7 +37,7 @@ class UpstreamStage:
 
     async def start(self) -> None:
         own = await self._store.secondary_prefix()
-        self._own, self._admin = handle_key(own), f"0.NA/{own}"
+        self._own, self._own_text = handle_key(own), own
 
     async def stop(self) -> None:
         pass
@@ -119,6 +117,5 @@ class UpstreamStage:
         """The record of a prefix homed here and not delegated: this node's
         HS_SITE, and an HS_ADMIN naming the node admin (as a Handle.Net prefix
         record reads)."""
-        return HandleRecord(handle, (HandleValue(SITE_INDEX, "HS_SITE", self._site),
-                                     HandleValue(ADMIN_INDEX, "HS_ADMIN",
-                                                 AdminRef(self._admin, ADMIN_KEY_INDEX).encode())))
+        return HandleRecord(handle, tuple(prefix_record_values(HandleValue(SITE_INDEX, "HS_SITE", self._site),
+                                                               self._own_text)))
