@@ -246,10 +246,14 @@ def prefix_record_handle(prefix: str) -> str:
     return f"0.NA/{prefix}"
 
 
-def prefix_record_values(where: HandleValue, secondary_prefix: str) -> list[HandleValue]:
+def prefix_record_values(where: HandleValue, secondary_prefix: str,
+                         admin: tuple[int, str] | None = None) -> list[HandleValue]:
     """A prefix record: ``where`` (HS_SITE at 1 or HS_SERV at 2) and an
-    HS_ADMIN at 100 naming the node admin, who alone changes it."""
-    return [where, _admin_ref(HS_ADMIN_INDEX, node_admin_handle(secondary_prefix), ADMIN_INDEX)]
+    HS_ADMIN at 100 naming the node admin, who alone changes it (or
+    ``admin``, ``(index, handle)``: the identity a record published to the
+    top-level node is kept by there)."""
+    index, handle = admin if admin is not None else (ADMIN_INDEX, node_admin_handle(secondary_prefix))
+    return [where, _admin_ref(HS_ADMIN_INDEX, handle, index)]
 
 
 async def delegate_prefix(store: Store, prefix: str, where: HandleValue, *, actor: str) -> None:

@@ -32,6 +32,8 @@ from protocol.codes import RC
 from protocol.identifier import Handle, handle_key
 from protocol.values import HandleValue, is_secret_type
 
+from . import outbox
+from .outbox import Pending
 from .backend import Backend, ReadRow, Row, Tx
 from .codec import decode_values, digest, encode_values, ready_values, record_digest, secret_aad
 from .errors import (HandleExists, HandleNotFound, InvalidHandleError, InvalidValue, NodeKeyError, NotInitialised,
@@ -179,7 +181,10 @@ class Registry(Store):
             result = fn(work, *args)
             if work.audit:
                 tx.log(work.audit)
-            return result, work.changes()
+            changes = work.changes()
+            if changes.prefixes:                # the hierarchy hears of it (registry.outbox)
+                outbox.mark(tx, map(handle_key, changes.prefixes))
+            return result, changes
 
         result, changes = await self.backend.transact(run)
         self._notify_written(changes)
@@ -362,6 +367,21 @@ class Registry(Store):
 
     async def count_prefixes(self) -> int:
         return await self.backend.count_prefixes()
+
+    # -- the outbox (registry.outbox) ----------------------------------------------------
+    async def outbox(self) -> "dict[str, Pending]":
+        return outbox.read(await self.backend.read_meta(outbox.META))
+
+    async def outbox_settle(self, key: str, version: int) -> bool:
+        return await self.backend.transact(outbox.settle, key, version)
+
+    async def outbox_failed(self, key: str, version: int, error: str, due: float) -> None:
+        await self.backend.transact(outbox.failed, key, version, error, due)
+
+    async def outbox_mark_all(self) -> int:
+        keys = [handle_key(info.prefix) for info in await self.backend.list_prefixes()]
+        await self.backend.transact(outbox.mark, keys)
+        return len(keys)
 
     # -- identifiers ---------------------------------------------------------------------
     @property

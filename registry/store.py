@@ -35,7 +35,7 @@ every record handed out; only :meth:`AdminStore.admin_secret` opens one.
 from __future__ import annotations
 
 import abc
-from typing import AsyncIterator, Callable, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Literal, Protocol, Sequence
 
 from protocol.identifier import Handle
 from protocol.values import HandleValue
@@ -45,6 +45,9 @@ from .model import AdminIdentity, AuditEntry, Changes, HandleRecord, ItemResult,
 PutMode = Literal["create", "replace"]
 Decide = Callable[[tuple[HandleValue, ...] | None, list[HandleValue]], "list[HandleValue] | tuple[int, str]"]
 WriteListener = Callable[[Changes], None]
+
+if TYPE_CHECKING:
+    from .outbox import Pending
 
 
 class NodeStore(abc.ABC):
@@ -78,6 +81,22 @@ class NodeStore(abc.ABC):
 
     @abc.abstractmethod
     async def count_prefixes(self) -> int: ...
+
+    # The outbox of changes to publish to the top-level node (registry.outbox).
+    @abc.abstractmethod
+    async def outbox(self) -> "dict[str, Pending]":
+        """The prefixes marked, by key."""
+
+    @abc.abstractmethod
+    async def outbox_settle(self, key: str, version: int) -> bool:
+        """Unmark the prefix published at ``version``, unless it changed since (then False)."""
+
+    @abc.abstractmethod
+    async def outbox_failed(self, key: str, version: int, error: str, due: float) -> None: ...
+
+    @abc.abstractmethod
+    async def outbox_mark_all(self) -> int:
+        """Mark every prefix allocated here (to publish them all again); how many."""
 
 
 class HandleStore(abc.ABC):

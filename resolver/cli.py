@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import aiohttp
 import click
+from cryptography.hazmat.primitives import serialization
 import orjson
 from tqdm import tqdm
 
@@ -358,6 +359,18 @@ def key() -> None:
     """The node's server key (signs certified Handle replies; its public half is in HS_SITE)."""
 
 
+@key.command("show")
+@pass_cli
+def key_show(obj: Cli) -> None:
+    """The server key's public half (PEM): what the top-level node registers as
+    this node's admin key (idnode prefix create PREFIX --public-key FILE there)."""
+    settings = obj.settings()
+    open_store(settings.store.url, home=settings.home, create=False)   # a home with a node
+    public = serverkey.load_or_create(settings.home).public_key()
+    click.echo(public.public_bytes(serialization.Encoding.PEM,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode().rstrip("\n"))
+
+
 @key.command("rotate")
 @pass_cli
 def key_rotate(obj: Cli) -> None:
@@ -468,6 +481,43 @@ def prefix_undelegate(obj: Cli, name: str) -> None:
     name = parse_prefix(name)
     with_core(obj.settings(), lambda core: core.undelegate_prefix(OPERATOR, name))
     click.echo(f"prefix {name} is served by this node")
+
+
+@cli.group()
+def upstream() -> None:
+    """The node in the national hierarchy: recursion and publishing to the top-level node."""
+
+
+@upstream.command("status")
+@pass_cli
+def upstream_status(obj: Cli) -> None:
+    """What the node publishes where, and the changes not published yet
+    (the outbox: each with its tries and last error)."""
+    settings = obj.settings()
+    u = settings.upstream
+    pending = with_core(settings, lambda core: core.unpublished(OPERATOR))
+    if u.publish_to:
+        identity = u.publish_as or "300:<this node's prefix>/ADMIN"
+        click.echo(f"publishing to: {u.publish_to} as {identity}")
+    else:
+        click.echo("publishing to: nowhere (upstream.publish_to is empty)")
+    click.echo(f"recursion: {'on' if u.recursion else 'off'}; roots: {u.roots or 'none'}")
+    click.echo(f"unpublished: {len(pending)}")
+    for p in pending:
+        line = f"  {p.prefix}  changed {_time(int(p.since))}"
+        if p.tries:
+            line += f"  tries {p.tries}  next {_time(int(p.due))}  last error: {p.error}"
+        click.echo(line)
+
+
+@upstream.command("publish")
+@click.option("--all", "everything", is_flag=True, required=True,
+              help="Every prefix allocated here (after setting upstream.publish_to on a node that has prefixes).")
+@pass_cli
+def upstream_publish(obj: Cli, everything: bool) -> None:
+    """Publish prefix records to the top-level node again."""
+    count = with_core(obj.settings(), lambda core: core.republish(OPERATOR))
+    click.echo(f"{count} prefixes to publish; a serving node with upstream.publish_to sends them")
 
 
 def _time(unix: int) -> str:

@@ -2,8 +2,8 @@
 
 Today ``cache -> registry -> upstream``: the upstream stage says what a
 registry miss means in the hierarchy (a referral for a delegated prefix, "not
-responsible" for a prefix homed elsewhere); recursion to other nodes will be
-its work too. Each stage is a package under
+responsible" for a prefix homed elsewhere) and, for a client the operations
+layer lets recurse, resolves there itself. Each stage is a package under
 ``resolver/stages/`` with its settings, its metrics and a README, and has
 ``resolve(query)`` calling ``self.next(query)`` for what it cannot answer. A
 stage that can answer without awaiting (the registry stage on a store that
@@ -90,5 +90,5 @@ def build_pipeline(settings: Settings, store: Store, shared: SharedState, regist
         CacheStage(settings.cache, shared, store, registry, poll_interval=settings.store.poll_interval,
                    clock=clock, wall=wall),
         RegistryStage(store, registry),
-        UpstreamStage(store, registry),
+        UpstreamStage(store, registry, settings.upstream, settings.cache),
     ])

@@ -134,10 +134,11 @@ async def get_handle(request: web.Request) -> web.Response:
     indexes = indexes_of(request, text)
     types = tuple(request.query.getall("type", []))
     caller = await caller_of(request, node, text)
-    query = Query(handle, tuple(indexes), types, caller)
+    query = Query(handle, tuple(indexes), types, caller,
+                  recursion=request.query.get("recursive", "false").lower() in TRUE)
     try:
         entry = await node.core.entry(query)
-        if not (indexes or types or caller.identity):
+        if not (indexes or types or caller.identity or query.recursion):
             return _public_response(node, entry, handle.text)
         view = await node.core.view(entry, query)
     except Refused as exc:

@@ -24,6 +24,7 @@ from .connections import Door, FdGate, return_big_buffers
 from .core import Core
 from .core.auth import Authenticator
 from .core.lockout import Lockout
+from .core.recursion import RecursionPolicy
 from .core.throttle import WorkBudget, udp_limit
 from .hs.authdir import AuthDir
 from .hs.listeners import start_listeners
@@ -33,7 +34,8 @@ from .http_connections import HttpLimits, HttpSite
 from .metrics import ConnectionMetrics, Metrics
 from .node import Node
 from .pipeline import build_pipeline
-from .settings import Settings
+from .settings import Settings, SettingsError
+from .stages.upstream.publish import Publisher, publishing_identity
 from .shared import SharedState
 
 log = logging.getLogger("idnode.server")
@@ -87,7 +89,7 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         auth = Authenticator(store, Lockout(shared, settings.auth, clock, everywhere=store.failure_counts()), on_failure=metrics.auth_failed)
         core = Core(store, pipeline, auth, clock=clock,
                     udp_limit=udp_limit(settings.handle, on_size=metrics.udp_rate_sources.set),
-                    work=WorkBudget(settings.handle))
+                    work=WorkBudget(settings.handle), recursion=RecursionPolicy(settings.upstream))
         node = Node(settings, core, metrics, pipeline)
         flusher = asyncio.create_task(_flush_metrics(metrics, pipeline), name="idnode-metrics-flush")
         stack.push_async_callback(_stop_flushing, flusher, metrics, pipeline)
@@ -117,7 +119,27 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         hs.advertise(site)                   # get site info
         if pipeline.upstream is not None:
             pipeline.upstream.advertise(site)    # the prefix records of the prefixes homed here
+        if settings.upstream.publish_to:         # ... and kept at the top-level node
+            await _start_publishing(stack, settings, store, hs, metrics, site)
         yield Running(node, store, port, listeners.port, hs)
+
+
+async def _start_publishing(stack: contextlib.AsyncExitStack, settings: Settings, store: Store, hs: HandleService,
+                            metrics: Metrics, site: bytes) -> None:
+    try:
+        publishing_identity(settings.upstream, await store.secondary_prefix())
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    publisher = Publisher(settings.upstream, store, hs.server_key, metrics.registry, home=settings.home,
+                          interval=settings.store.poll_interval)
+    publisher.advertise(site)
+    task = asyncio.create_task(publisher.run(), name="idnode-publisher")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    stack.push_async_callback(stop)
 
 
 METRICS_FLUSH_SECONDS = 1.0

@@ -135,6 +135,24 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """The node inside the national hierarchy (resolver/stages/upstream/README.md)."""
+    recursion: bool = False            # resolve elsewhere for a client that sets REC (and may)
+    roots: str = ""                    # top-level nodes HOST:PORT, comma-separated (TOML: a list too)
+    allow_recursion_from: str = "127.0.0.0/8,::1/128"   # networks whose clients may have the node recurse
+    transport: str = "tcp"             # how the node asks other nodes: "tcp" or "udp"
+    timeout: float = 2.0               # seconds one upstream server has to answer
+    deadline: float = 5.0              # seconds one recursive resolution may take in all
+    max_hops: int = 8                  # servers one recursive resolution may ask
+    max_pending: int = 256             # recursive resolutions under way at once, per process (RC 3 beyond)
+    max_entries: int = 10_000          # upstream answers and prefix sites kept, each, per process
+    breaker_failures: int = 3          # failures in a row after which a site is not asked ...
+    breaker_seconds: float = 10.0      # ... for this long
+    publish_to: str = ""               # the top-level node HOST:PORT this node keeps its prefixes' records at
+    publish_as: str = ""               # the identity it publishes as (INDEX:HANDLE); empty: 300:<prefix>/ADMIN
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     format: str = "text"
     level: str = "info"
@@ -149,6 +167,7 @@ class Settings:
     registry: RegistrySettings = field(default_factory=RegistrySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     log: LogSettings = field(default_factory=LogSettings)
     # The configuration file that was read (None: defaults, environment and
     # flags only). Where the settings came from, not a setting: not compared.
@@ -253,12 +272,20 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("cache", "stale_seconds"): _at_least(0),           # 0: never serve stale
     ("cache", "prefetch_seconds"): _at_least(0),        # 0: never prefetch
     ("cache", "prefetch_min_hits"): _at_least(1),
+    ("upstream", "timeout"): _SECONDS,
+    ("upstream", "deadline"): _SECONDS,
+    ("upstream", "max_hops"): _between(1, 32),
+    ("upstream", "max_pending"): _at_least(1),
+    ("upstream", "max_entries"): _at_least(1),
+    ("upstream", "breaker_failures"): _at_least(1),
+    ("upstream", "breaker_seconds"): _SECONDS,
 }
 _NOT_NEGATIVE = _at_least(0)
 
 _CHOICES = {
     ("log", "format"): {"text", "json"},
     ("log", "level"): {"debug", "info", "warning", "error"},
+    ("upstream", "transport"): {"tcp", "udp"},
 }
 
 # Text settings that mean nothing empty (an empty http.bind would listen on
@@ -266,7 +293,24 @@ _CHOICES = {
 _NOT_EMPTY = {("node", "home"), ("node", "secondary_prefix"), ("http", "bind")}
 
 # Text settings that list networks (``10.0.0.0/8,::1/128``; empty: none).
-_NETWORKS = {("handle", "udp_rate_exempt")}
+_NETWORKS = {("handle", "udp_rate_exempt"), ("upstream", "allow_recursion_from")}
+
+# Text settings that list servers (``host:port,host:port``; TOML may give a
+# list of strings; empty: none).
+_SERVERS = {("upstream", "roots"), ("upstream", "publish_to")}
+
+
+def servers(text: str) -> tuple[str, ...]:
+    """The HOST:PORT items of a comma-separated list (ValueError names a bad one)."""
+    out = []
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT, got {item!r}")
+        out.append(item)
+    return tuple(out)
 
 
 def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -286,6 +330,10 @@ def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
             return text in ("true", "1", "yes", "on")
         if isinstance(value, bool) and typ in (int, "int", float, "float"):
             raise ValueError
+        if isinstance(value, list) and (section, name) in _SERVERS | _NETWORKS:
+            if not all(isinstance(item, str) and "," not in item for item in value):
+                raise ValueError
+            value = ",".join(value)
         if typ in (int, "int"):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError          # 80.5 is not a port; int() would quietly make it 80
@@ -313,6 +361,11 @@ def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:
             networks(out)
         except ValueError as exc:
             raise SettingsError(f"{where}: not a list of networks: {exc}") from None
+    if (section, name) in _SERVERS:
+        try:
+            servers(out)
+        except ValueError as exc:
+            raise SettingsError(f"{where}: not a list of servers: {exc}") from None
     return out
 
 

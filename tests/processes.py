@@ -120,15 +120,17 @@ def _json(line: str) -> dict:
 
 
 @contextlib.contextmanager
-def serving_workers(home, workers: int, env: dict[str, str] | None = None, *, nofile: int | None = None):
+def serving_workers(home, workers: int, env: dict[str, str] | None = None, *, nofile: int | None = None,
+                    hs_port: int = 0):
     """``idnode serve --workers N`` on free ports, RLIMIT_NOFILE lowered to
     ``nofile`` when given; yields a :class:`Served` once every worker logged
-    "serving", then stops it (SIGTERM, a clean exit, its log read to the end)."""
+    "serving", then stops it (SIGTERM, a clean exit, its log read to the end).
+    ``hs_port``: the Handle port (0: a free one), to start a node again where it was."""
     def lower_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
     server = start("--log-format", "json", "serve", "--workers", str(workers), "--http-port", "0",
-                   "--hs-port", "0", home=home, env=env, preexec_fn=lower_limit if nofile else None)
+                   "--hs-port", str(hs_port), home=home, env=env, preexec_fn=lower_limit if nofile else None)
     try:
         logs = Lines(server.stderr)
         until = time.monotonic() + DEADLINE

@@ -567,3 +567,65 @@ async def test_every_front_end_agrees_on_delegation(world):
             if caller == "node admin":
                 answers["cli"] = await world.cli_read(handle)
             assert set(answers.values()) == {(want, ())}, (caller, handle, answers)
+
+
+# ---------------------------------------------------------------- the hierarchy: prefix records kept from below
+
+KEEPS = {"anonymous": RC.AUTHENTICATION_NEEDED, "prefix admin": RC.SUCCESS, "other admin": RC.NOT_AN_ADMIN,
+         "partner": RC.NOT_AN_ADMIN, "node admin": RC.SUCCESS}
+
+
+async def test_every_front_end_agrees_on_who_keeps_the_prefix_records_below_a_prefix(world):
+    """The admin of 88.118.8 keeps the prefix records 0.NA/88.118.8.* here (as
+    a secondary node keeps its enterprise prefixes' records at the top-level
+    node that allocated its prefix); nobody else but the node admin does."""
+    site = HandleValue(1, "HS_SITE", b"\x00" * 8)
+    n = 0
+    for caller in CALLERS:
+        for fe in ("rest", "batch-json", "batch-cbor", "hs-tcp", "hs-http", "hs-session", "hs-login"):
+            n += 1
+            handle = f"0.NA/88.118.8.{n}"
+            if fe == "rest":
+                code = await world.rest_write(caller, "create", handle, [site])
+            elif fe.startswith("batch"):
+                code = await world.batch_write(caller, "create", handle, [site], cbor=fe == "batch-cbor")
+            else:
+                code = await world.hs_write(fe[3:], caller, "create", handle, [site])
+            written = await world.store.get_handle(handle)
+            assert (code, written is not None) == (KEEPS[caller], KEEPS[caller] == RC.SUCCESS), (caller, fe)
+    code = await world.rest_write("prefix admin", "create", "0.NA/88.118.9.1", [site])     # not under its prefix
+    assert code == RC.NOT_AN_ADMIN and await world.store.get_handle("0.NA/88.118.9.1") is None
+
+
+# ---------------------------------------------------------------- the hierarchy: recursion
+
+async def test_every_front_end_agrees_on_recursion(tmp_path):
+    """With recursion on, a client that asks for it gets the other node's
+    answer over every front end that can ask (Handle REC, REST
+    ?recursive=true), whoever it is; a client outside allow_recursion_from
+    gets the referral everywhere. Batch and the CLI never ask for recursion."""
+    from tests.upstreams import Upstream, site_value
+    upstream = await Upstream().start()
+    try:
+        for allowed, want in (("127.0.0.0/8", (RC.SUCCESS, ((1, "URL", b"https://upstream.example/x"),))),
+                              ("10.0.0.0/8", (RC.SERVICE_REFERRAL, ()))):
+            settings = await provisioned(tmp_path / allowed.replace("/", "-"), **{
+                "upstream.recursion": True, "upstream.allow_recursion_from": allowed})
+            store = store_of(settings)
+            await store.open()
+            await provision.delegate_prefix(store, "88.118.9", site_value(upstream.port), actor="test")
+            await store.close()
+            async with serving(settings, clock=lambda: NOW) as running, aiohttp.ClientSession() as session:
+                w = World(running, session, settings.home)
+                for caller in CALLERS:
+                    async with session.get(f"{w.url}/api/handles/88.118.9/far?recursive=true",
+                                           headers=w.headers(caller)) as r:
+                        doc = await r.json()
+                    answers = {"rest": (doc["responseCode"], shape(values_from_json(doc.get("values", []))))}
+                    for t in ("tcp", "udp", "http", "session"):
+                        answers[f"hs-{t}"] = await w.hs_read(t, caller, "88.118.9/far", (), ())
+                    assert set(answers.values()) == {want}, (allowed, caller, answers)
+                    batch = await w.batch_read(caller, "88.118.9/far", cbor=False)
+                    assert batch == (RC.SERVICE_REFERRAL, ()), (caller, batch)
+    finally:
+        await upstream.stop()

@@ -5,8 +5,14 @@ delegated the enterprise prefix 88.118.8 to an enterprise node, which holds
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
+from protocol.codes import RC
+from protocol.handle import OpFlag, ResolutionRequest
+from resolver.hs.client import HandleClient, HandleResponseError
 from tests.processes import run, serving_workers
 
 PO = "88.118.8/PO-2026-000123"
@@ -76,6 +82,40 @@ def test_the_walk_from_the_top_level_node_down_to_the_enterprise_node(tmp_path, 
     assert outside.returncode == 1 and "response code 301" in outside.stderr              # not allocated under 88
 
 
+@pytest.fixture
+def resolving(tmp_path, top):
+    """A node of another secondary prefix (88.200) that resolves for its
+    clients: recursion on, the top-level node its root."""
+    home = tmp_path / "resolving"
+    ok(home, "init", "--prefix", "88.200")
+    env = {"IDNODE_UPSTREAM_RECURSION": "true", "IDNODE_UPSTREAM_ROOTS": f"127.0.0.1:{top.hs_port}"}
+    with serving_workers(home, 1, env=env) as served:
+        yield served
+
+
+async def asked(port: int, handle: str, transport: str):
+    """The reply a Handle client that sets REC (as Handle.Net's does) gets."""
+    async with HandleClient("127.0.0.1", port, transport=transport, timeout=20.0) as client:
+        request = client.request(ResolutionRequest(handle), op_flags=OpFlag.REC | OpFlag.CA | OpFlag.PO)
+        try:
+            return (await client.send(request))[0]
+        except HandleResponseError as exc:
+            return exc.reply
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_a_recursive_node_resolves_through_all_three_for_its_client(tmp_path, resolving, transport):
+    """The resolving node asks its root (the top-level node), which refers it
+    to the secondary node, which refers it to the enterprise node."""
+    reply = asyncio.run(asked(resolving.hs_port, PO, transport))
+    assert reply.response_code == RC.SUCCESS and OpFlag.AT not in reply.op_flags      # not its own answer
+    assert [(v.type, v.data) for v in reply.body.values][0] == ("URL", b"https://acme.example/po/123")
+    missing = asyncio.run(asked(resolving.hs_port, "88.118.8/unknown", transport))
+    assert missing.response_code == RC.HANDLE_NOT_FOUND                               # the enterprise node's word
+    shown = run("resolve", PO, "--hs", f"127.0.0.1:{resolving.hs_port}", home=tmp_path / "client")
+    assert shown.returncode == 0 and shown.stdout.startswith("1 URL https://acme.example/po/123"), shown.stderr
+
+
 @pytest.mark.parametrize("udp", [False, True])
 def test_the_client_follows_the_referral_to_the_enterprise_node(tmp_path, secondary, enterprise, udp):
     served, _ = secondary
@@ -118,3 +158,53 @@ def test_outside_the_nodes_prefixes_is_not_responsible(tmp_path, secondary):
     walked = run("resolve", "86.100.1/x", "--hs", f"127.0.0.1:{served.hs_port}", "--recursive",
                  home=tmp_path / "client")
     assert walked.returncode == 1 and "response code 301" in walked.stderr
+
+
+def until(check, what: str, seconds: float = 60.0):
+    """Poll ``check()`` until it returns something true (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"never: {what}")
+
+
+def test_the_outbox_publishes_prefix_records_to_the_top_level_node_across_its_outage(tmp_path):
+    """The secondary node keeps its enterprise prefixes' records at the
+    top-level node, as the identity the top-level node made with its key;
+    changes made while the top-level node is down reach it once it is back."""
+    top_home, home = tmp_path / "top", tmp_path / "secondary"
+    ok(top_home, "init", "--prefix", "88")
+    ok(home, "init")
+    (tmp_path / "secondary.pem").write_text(ok(home, "key", "show"))
+    ok(top_home, "prefix", "create", "88.118", "--owner", "GBA", "--public-key", tmp_path / "secondary.pem")
+
+    def at_top(port: int, handle: str):
+        return run("resolve", handle, "--hs", f"127.0.0.1:{port}", home=tmp_path / "client")
+
+    with serving_workers(top_home, 1) as top:
+        port = top.hs_port
+        env = {"IDNODE_UPSTREAM_PUBLISH_TO": f"127.0.0.1:{port}"}
+        with serving_workers(home, 2, env=env) as secondary:
+            ok(home, "prefix", "create", "88.118.8", "--owner", "Acme")        # while the node serves
+            published = until(lambda: (r := at_top(port, "0.NA/88.118.8")).returncode == 0 and r, "published")
+            assert f'"port":{secondary.hs_port}' in published.stdout                # served by the secondary
+            assert "HS_ADMIN admin 300:88.118/ADMIN" in published.stdout           # kept by its identity there
+            assert "unpublished: 0" in ok(home, "upstream", "status")
+    with serving_workers(home, 1, env=env) as secondary:                       # the top-level node is down
+        ok(home, "prefix", "delegate", "88.118.8", "--site", "192.0.2.8:2641")
+        ok(home, "prefix", "create", "88.118.9", "--owner", "Other")
+        status = until(lambda: (s := ok(home, "upstream", "status")).count("tries ") == 2 and s, "tried")
+        assert "unpublished: 2" in status and "last error: " in status          # kept, with why
+        with serving_workers(top_home, 1, hs_port=port):                       # back, where it was
+            until(lambda: "unpublished: 0" in ok(home, "upstream", "status"), "caught up")
+            delegated = at_top(port, "0.NA/88.118.8")
+            assert delegated.returncode == 0 and '"address":"192.0.2.8"' in delegated.stdout.replace(" ", "")
+            assert at_top(port, "0.NA/88.118.9").returncode == 0
+            referred = at_top(port, "88.118.8/PO-1")                            # the top refers there directly
+            assert referred.returncode == 1 and "response code 302" in referred.stderr
+            ok(home, "prefix", "disable", "88.118.9")
+            until(lambda: at_top(port, "0.NA/88.118.9").returncode == 1, "withdrawn")
+        assert "unpublished: 0" in ok(home, "upstream", "status")

@@ -17,7 +17,8 @@ rule is decided here once:
   :mod:`.prefixes`): not served, not written, its identities cannot act;
 * resolution through the pipeline, writes as conditional changes
   (:mod:`.writes`), prefix management (:mod:`.prefixes`) and delegation
-  (:mod:`.delegation`).
+  (:mod:`.delegation`);
+* who may have the node resolve elsewhere for them (:mod:`.recursion`).
 
 Every refusal is :class:`.errors.Refused` with the Handle response code.
 """
@@ -36,6 +37,7 @@ from .delegation import Delegation
 from .permissions import Permissions
 from .prefixes import Prefixes
 from .reads import Reads, View
+from .recursion import RecursionPolicy
 from .throttle import ResponseRateLimit, WorkBudget
 from .writes import Writes
 
@@ -43,12 +45,13 @@ from .writes import Writes
 class Core(Reads, Writes, Prefixes, Delegation):
     def __init__(self, store: Store, pipeline: Pipeline, auth: Authenticator, *,
                  clock: Callable[[], float] = time.time, udp_limit: ResponseRateLimit | None = None,
-                 work: WorkBudget | None = None) -> None:
+                 work: WorkBudget | None = None, recursion: RecursionPolicy | None = None) -> None:
         self.store = store
         self.pipeline = pipeline
         self.auth = auth
         self.udp_limit = udp_limit  # None: every UDP request is answered
         self.work = work            # None: public-key work is not limited
+        self.recursion = recursion  # None: the node never resolves elsewhere for a client
         self.permissions = Permissions(store)
         self.clock = clock          # unix seconds: the time values are stamped with
         self._sizes = (0, 0)        # the last sizes read, for a scrape while the store is away

@@ -105,3 +105,21 @@ class Delegation:
             return describe(await provision.delegation_of(self.store, info.prefix))
         except RegistryError as exc:
             raise refused(exc) from None
+
+    async def unpublished(self, caller: Caller) -> list:
+        """The prefixes whose record the top-level node has yet to be told
+        (``registry.outbox.Pending``), oldest change first; the node admin's to see."""
+        self._node_wide(caller)
+        try:
+            pending = await self.store.outbox()
+        except RegistryError as exc:
+            raise refused(exc) from None
+        return sorted(pending.values(), key=lambda p: p.since)
+
+    async def republish(self, caller: Caller) -> int:
+        """Mark every prefix allocated here to be published again; how many."""
+        self._node_wide(caller)
+        try:
+            return await self.store.outbox_mark_all()
+        except RegistryError as exc:
+            raise refused(exc) from None

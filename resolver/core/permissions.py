@@ -7,7 +7,10 @@ when:
 1. it is node-wide (the node admin ``300:0.NA/<secondary>`` or the CLI's
    operator): every permission under every prefix; else
 2. the identifier is not under ``0.NA`` (the node's own identifiers are the
-   node admin's alone), and an HS_ADMIN value with every needed bit names the
+   node admin's alone, but for the prefix records ``0.NA/<Q>`` of the
+   prefixes Q under an enterprise prefix P allocated here, which P's own
+   admin keeps: a secondary node publishing its enterprise prefixes to the
+   top-level node that allocated its prefix), and an HS_ADMIN value with every needed bit names the
    identity, directly or through HS_VLIST groups, either on the identifier
    itself (so a partner named there may act on it) or on its prefix. The
    prefix's HS_ADMIN values are those of ``0.NA/<prefix>`` when the node holds
@@ -116,7 +119,7 @@ class Permissions:
         if identity.node_wide:
             return True
         if handle.prefix_key == _NA_KEY:
-            return False
+            return identity.scope is not None and provision.is_under(handle.suffix, identity.scope)
         if values and await self._named(identity, _admin_refs(values, needed)):
             return True
         return await self._named(identity, _admin_refs(await self.prefix_admin_values(handle.prefix, memo), needed))

@@ -20,6 +20,7 @@ from .visibility import needs_admin, readable, select
 
 NOT_FOUND = "handle not found"
 ELSEWHERE = frozenset({RC.HANDLE_NOT_FOUND, RC.SERVICE_REFERRAL, RC.SERVER_NOT_RESPONSIBLE})
+_OTHER_NODES = frozenset({REFERRED, NOT_HERE})     # entries another node may answer for
 _NO_VALUES = bytes(4)            # an encoded value list of none: public_view answers VALUES_NOT_FOUND
 
 
@@ -38,6 +39,7 @@ class View:
     values: tuple[HandleValue, ...] = ()
     message: str = ""
     referral: str = ""           # RC 302: the prefix record whose ``values`` (HS_SITE, HS_SERV) say where to ask
+    authoritative: bool = True   # False: another node's answer, resolved for the caller (Handle AT cleared)
 
     @property
     def found(self) -> bool:
@@ -91,8 +93,12 @@ class Reads:
     public_view = staticmethod(public_view)
 
     async def view(self, entry: Entry, query: Query) -> View:
-        """What ``query``'s caller may see of ``entry`` through its filters."""
+        """What ``query``'s caller may see of ``entry`` through its filters;
+        for an identifier served elsewhere, the other node's answer when the
+        caller asked for recursion and may have it (:mod:`.recursion`)."""
         if entry.status != FOUND:
+            if query.recursion and entry.status in _OTHER_NODES and self.recursion is not None:
+                return await self._recursive(entry, query)
             return _unserved(entry, query.handle.text)
         record = entry.record
         values = select(record.values, query.indexes, query.types)
@@ -106,6 +112,25 @@ class Reads:
             return View(RC.VALUES_NOT_FOUND, record.handle, (), "no values match" if query.indexes or query.types
                         else "no values this caller may read")
         return View(RC.SUCCESS, record.handle, visible)
+
+    async def _recursive(self, entry: Entry, query: Query) -> View:
+        upstream = self.pipeline.upstream
+        if not self.recursion.allows(query.caller, query.hops):
+            if self.recursion.on:
+                upstream.recursion.counted("refused")
+            return _unserved(entry, query.handle.text)
+        try:
+            found = await upstream.recurse(query, entry)
+        except RegistryError as exc:
+            raise refused(exc) from None
+        if found.code == RC.SUCCESS:
+            values = readable(select(found.values, query.indexes, query.types))
+            if not values:
+                return View(RC.VALUES_NOT_FOUND, found.handle, (), "no values match", authoritative=False)
+            return View(RC.SUCCESS, found.handle, values, authoritative=False)
+        if found.code in ELSEWHERE or found.code in (RC.VALUES_NOT_FOUND, RC.INVALID_HANDLE):
+            return View(found.code, query.handle.text, (), found.message, authoritative=False)
+        raise Refused(found.code, found.message)
 
     async def entry(self, query: Query) -> Entry:
         """The pipeline's entry for ``query`` (one lookup)."""

@@ -79,6 +79,14 @@ class HandleTransportError(HandleClientError):
     """No usable reply: connection refused or lost, timeout, malformed reply."""
 
 
+class HandleMalformedReply(HandleTransportError):
+    """The server answered bytes that are not a Handle reply (or lie about their length)."""
+
+
+class HandleTimeout(HandleTransportError):
+    """No whole reply within the client's timeout."""
+
+
 class HandleResponseError(HandleClientError):
     """The server answered with an error response code."""
 
@@ -345,13 +353,13 @@ class HandleClient:
                 replies = await self.channel.exchange(wire, request_id, handle)
         except HandleProtocolError as exc:
             await self.close()
-            raise HandleTransportError(f"malformed reply: {exc}") from None
+            raise HandleMalformedReply(f"malformed reply: {exc}") from None
         except (OSError, EOFError, asyncio.IncompleteReadError, aiohttp.ClientError) as exc:
             await self.close()
             raise HandleTransportError(f"cannot talk to the server: {exc or type(exc).__name__}") from None
         except TimeoutError:
             await self.close()
-            raise HandleTransportError(f"no reply within {self.timeout} s") from None
+            raise HandleTimeout(f"no reply within {self.timeout} s") from None
         now = self.clock()
         for reply in replies:
             if reply.expired(int(now)):
@@ -444,7 +452,7 @@ class HandleClient:
         return replies
 
     def request(self, body, *, op_flags: OpFlag = OpFlag.REC | OpFlag.CA | OpFlag.PO,
-                session_id: int | None = None, op_code: int | None = None) -> Message:
+                session_id: int | None = None, op_code: int | None = None, recursion_count: int = 0) -> Message:
         """A request; in this client's session unless ``session_id`` says
         otherwise; CT set when the client certifies."""
         if session_id is None:
@@ -453,7 +461,7 @@ class HandleClient:
             op_flags |= OpFlag.CT
         version = self.session.version if self.session is not None and session_id == self.session.id else self.version
         return make_request(body, request_id=self._next_id(), now=int(self.clock()), op_flags=op_flags,
-                            version=version, session_id=session_id, op_code=op_code)
+                            version=version, session_id=session_id, op_code=op_code, recursion_count=recursion_count)
 
     # -- sessions and logins ---------------------------------------------------------
     async def setup_session(self, auth: Auth | None = None, *, key_exchange: int = KeyExchange.DH,
@@ -543,13 +551,18 @@ class HandleClient:
 
     # -- operations ------------------------------------------------------------------
     async def resolve(self, handle: str, *, indexes: Sequence[int] = (), types: Sequence[str] = (),
-                      auth: Auth | None = None, digest: bool = False) -> ResolutionResponse:
+                      auth: Auth | None = None, digest: bool = False, recursive: bool = True,
+                      recursion_count: int = 0) -> ResolutionResponse:
         """The values of ``handle``; with ``auth`` the request asks for
-        non-public values too and authenticates when challenged."""
-        flags = OpFlag.REC | OpFlag.CA | (OpFlag(0) if auth else OpFlag.PO) | (OpFlag.RD if digest else OpFlag(0))
+        non-public values too and authenticates when challenged.
+        ``recursive=False`` clears REC (a node walking the hierarchy itself
+        asks each server for what it holds); ``recursion_count``: the nodes
+        the request has crossed."""
+        flags = (OpFlag.REC if recursive else OpFlag(0)) | OpFlag.CA | (OpFlag(0) if auth else OpFlag.PO) | \
+            (OpFlag.RD if digest else OpFlag(0))
         session_id = None if self.session is not None else (secrets.randbelow(0x7FFFFFFF) + 1 if auth else 0)
         request = self.request(ResolutionRequest(handle, tuple(indexes), tuple(types)), op_flags=flags,
-                               session_id=session_id)
+                               session_id=session_id, recursion_count=recursion_count)
         reply = (await self.send(request, auth))[0]
         if digest and (reply.request_digest is None or not reply.request_digest.matches(request)):
             raise HandleTransportError("the reply's request digest does not match the request")
@@ -605,16 +618,17 @@ def parse_server(text: str, default_port: int = 2641) -> tuple[str, int]:
     return host, port
 
 
-async def resolve_record(server: str, handle: str, *, udp: bool = False,
-                         timeout: float = 10.0) -> tuple[str, tuple[HandleValue, ...]]:
+async def resolve_record(server: str, handle: str, *, udp: bool = False, timeout: float = 10.0,
+                         recursive: bool = True) -> tuple[str, tuple[HandleValue, ...]]:
     """One resolution for the CLI: ``server`` is ``HOST:PORT``. Over UDP, an
     RC 2 refusal (an answer too large for UDP, a rate-limited source) is asked
-    again over TCP, as Handle.Net's resolver does."""
+    again over TCP, as Handle.Net's resolver does. ``recursive=False`` clears
+    REC (a client walking the referrals itself)."""
     host, port = parse_server(server)
 
     async def over(transport: str) -> tuple[str, tuple[HandleValue, ...]]:
         async with HandleClient(host, port, transport=transport, timeout=timeout) as client:
-            reply = await client.resolve(handle)
+            reply = await client.resolve(handle, recursive=recursive)
         return reply.handle, reply.values
 
     if udp:

@@ -69,7 +69,7 @@ from protocol.handle.sessioncrypto import public_key_bytes
 from protocol.identifier import handle_key
 from registry.errors import StoreUnavailable
 
-from ..cache import Entry
+from ..cache import NOT_HERE, REFERRED, Entry
 from ..core import Core, View
 from ..core.reads import public_ready, public_view
 from ..core.throttle import KEY_EXCHANGE, SIGNATURE
@@ -87,6 +87,8 @@ from .sessions import Session, SessionBook
 log = logging.getLogger("idnode.hs")
 
 _PO = int(OpFlag.PO)
+_REC = int(OpFlag.REC)
+_OTHER_NODES = (REFERRED, NOT_HERE)
 _SUCCESS = int(RC.SUCCESS)
 _ERROR = int(RC.ERROR)             # what Handle.Net clients retry over their next interface (TCP)
 _ENCRYPTED = int(EnvFlag.ENCRYPTED)
@@ -169,6 +171,8 @@ class HandleService:
         self._cached = core.pipeline.cached
         self._cache = core.pipeline.cache
         self._reads_inline = core.pipeline.reads_inline
+        # Whether REC requests for other nodes' identifiers go to the full tier (the core may recurse for them).
+        self._recurses = core.recursion is not None and core.recursion.on
         self.limits = Limits(max_message_bytes=hs.max_message_bytes)
         self._max_bytes = 20 + hs.max_message_bytes        # the full path refuses anything longer
         self.clock = clock
@@ -207,9 +211,13 @@ class HandleService:
             return self.full(data, peer, transport, link)
         entry = self._cached(handle_key(req.handle))
         if entry is None:
+            if self._recurses and req.op_flags & _REC:       # the answer may be another node's
+                return self._plain_miss(req, transport, (data, peer, link))
             if self._reads_inline:
                 return partial(self._plain_miss_now, req, transport)
             return self._plain_miss(req, transport)
+        if self._recurses and entry.status in _OTHER_NODES and req.op_flags & _REC:
+            return self.full(data, peer, transport, link)
         code, reply = self._plain_reply(req, entry, transport, now)
         self._resolution[transport].count(code)
         return reply
@@ -253,13 +261,20 @@ class HandleService:
             return self._missed(req, transport, start, refused=exc)
         return self._missed(req, transport, start, entry)
 
-    async def _plain_miss(self, req: PlainResolution, transport: str) -> "bytes | list[bytes]":
-        """A plain resolution the cache could not answer: one pipeline read (anonymous)."""
+    async def _plain_miss(self, req: PlainResolution, transport: str,
+                          full: tuple[bytes, str, Link | None] | None = None) -> "bytes | list[bytes]":
+        """A plain resolution the cache could not answer: one pipeline read
+        (anonymous). ``full``: the request (data, peer, link), handed to the
+        full tier when the identifier turns out to be another node's (the
+        operations layer decides whether the client may have it resolved there)."""
         start = time.perf_counter()
         try:
             entry = await self.core.entry(Query(admin.parse(req.handle)))
         except Refused as exc:
             return self._missed(req, transport, start, refused=exc)
+        if full is not None and entry.status in _OTHER_NODES:
+            async for reply in self.full(full[0], full[1], transport, full[2]):
+                return reply
         return self._missed(req, transport, start, entry)
 
     def _missed(self, req: PlainResolution, transport: str, start: float, entry: Entry | None = None,
@@ -356,8 +371,11 @@ class HandleService:
             return max(version, reply_version(request.envelope.suggested_version))
         return version
 
-    def reply(self, request: Message, body, *, code: int | None = None, more: bool = False) -> Message:
-        flags = (int(request.op_flags) & int(ECHO_FLAGS)) | int(OpFlag.AT) | (int(OpFlag.CN) if more else 0)
+    def reply(self, request: Message, body, *, code: int | None = None, more: bool = False,
+              authoritative: bool = True) -> Message:
+        """``authoritative=False``: another node's answer, resolved for the client (AT cleared)."""
+        flags = (int(request.op_flags) & int(ECHO_FLAGS) & ~int(OpFlag.AT)) | \
+            (int(OpFlag.AT) if authoritative else 0) | (int(OpFlag.CN) if more else 0)
         return make_reply(request, body, now=self.now(), response_code=code, op_flags=OpFlag(flags),
                           site_serial=self._serial, version=self.version_for(request))
 
@@ -451,8 +469,10 @@ class HandleService:
         if view.code == RC.SERVICE_REFERRAL:
             return self.reply(request, ReferralResponse(view.referral, view.values), code=RC.SERVICE_REFERRAL)
         if view.code != RC.SUCCESS:
-            return self.error(request, view.code, view.message)
-        return self.reply(request, ResolutionResponse(body.handle, view.values), code=RC.SUCCESS)
+            return self.reply(request, ErrorResponse(view.message[:500]), code=view.code,
+                              authoritative=view.authoritative)
+        return self.reply(request, ResolutionResponse(body.handle, view.values), code=RC.SUCCESS,
+                          authoritative=view.authoritative)
 
     async def _answer(self, answer: Message, peer: str, transport: str,
                       link: Link | None) -> AsyncIterator[Message]:

@@ -13,16 +13,26 @@ from registry.validation import NODE_PREFIX_KEY
 
 from ...cache import NOT_HERE, REFERRED, Entry
 from ...query import Query
+from ...settings import CacheSettings, UpstreamSettings
+from .recursion import Recursed, Recursion
 
 _OUTCOMES = ("referred", "not_here", "not_found", "prefix_record")
 _RECORDS = NODE_PREFIX_KEY + "/"
 
 
+def _points(prefix_record: HandleRecord | None) -> bool:
+    """Whether a prefix record says where its prefix is served (a delegation
+    here, or a record a node under this one published: registry.outbox)."""
+    return prefix_record is not None and any(v.type in WHERE_TYPES for v in prefix_record.values)
+
+
 class UpstreamStage:
     name = "upstream"
 
-    def __init__(self, store: Store, registry: CollectorRegistry) -> None:
+    def __init__(self, store: Store, registry: CollectorRegistry, settings: UpstreamSettings = UpstreamSettings(),
+                 cache: CacheSettings = CacheSettings()) -> None:
         self._store = store
+        self.recursion = Recursion(settings, cache, registry)
         answers = Counter("idnode_upstream_misses_total",
                           "Registry misses, by what they meant: referred (a delegated prefix), not_here (a prefix "
                           "not homed on this node), not_found, prefix_record (the record of a prefix homed here, "
@@ -41,6 +51,17 @@ class UpstreamStage:
 
     async def stop(self) -> None:
         pass
+
+    def collect(self) -> None:
+        self.recursion.collect()
+
+    async def recurse(self, query: Query, entry: Entry) -> Recursed:
+        """``query`` resolved elsewhere for its client: ``entry`` is this
+        node's answer (REFERRED or NOT_HERE), which says where to start. The
+        caller decided that the client may have the node recurse."""
+        async def local(handle: str) -> HandleRecord | None:
+            return await self._store.get_handle(handle)
+        return await self.recursion.resolve(query, await self.recursion.start_at(query, entry, local))
 
     def advertise(self, site: bytes) -> None:
         """This node's encoded HS_SITE: the prefix records it makes point here."""
@@ -70,8 +91,8 @@ class UpstreamStage:
         target, record = self._target(query)
         for prefix_key in self._candidates(target):
             state, prefix_record = await self._store.home(prefix_key)
-            if state is not None:
-                return self._meaning(query, target, record, prefix_key, state, prefix_record)
+            if state is not None or _points(prefix_record):
+                return self._meaning(query, target, record, prefix_key, state or ENABLED, prefix_record)
         return self._nowhere(query, target, record)
 
     def resolve_now(self, query: Query) -> Entry:
@@ -79,8 +100,8 @@ class UpstreamStage:
         target, record = self._target(query)
         for prefix_key in self._candidates(target):
             state, prefix_record = self._store.home_now(prefix_key)
-            if state is not None:
-                return self._meaning(query, target, record, prefix_key, state, prefix_record)
+            if state is not None or _points(prefix_record):
+                return self._meaning(query, target, record, prefix_key, state or ENABLED, prefix_record)
         return self._nowhere(query, target, record)
 
     # -- what it means -----------------------------------------------------------------------------
