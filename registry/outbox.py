@@ -47,17 +47,23 @@ def _write(tx: Tx, pending: dict[str, Pending]) -> None:
     tx.set_meta(META, cbor2.dumps({key: asdict(item) for key, item in pending.items()}))
 
 
-def mark(tx: Tx, prefix_keys: Iterable[str]) -> None:
-    """Mark the prefixes among ``prefix_keys`` allocated here (in ``tx``)."""
-    allocated = {}
+def allocated(tx: Tx, prefix_keys: Iterable[str]) -> dict[str, str]:
+    """Of ``prefix_keys``, those allocated here (committed before ``tx``: a
+    backend's transaction need not read its own writes), with their names."""
+    out = {}
     for key in dict.fromkeys(prefix_keys):
         info = tx.prefix(key)
         if info is not None:
-            allocated[key] = info.prefix
-    if not allocated:
+            out[key] = info.prefix
+    return out
+
+
+def mark(tx: Tx, prefixes: dict[str, str]) -> None:
+    """Mark ``prefixes`` (key -> name, each allocated here)."""
+    if not prefixes:
         return
     pending = read(tx.meta(META))
-    for key, prefix in allocated.items():
+    for key, prefix in prefixes.items():
         old = pending.get(key)
         pending[key] = Pending(prefix, (old.version if old else 0) + 1, old.since if old else tx.now)
     _write(tx, pending)

@@ -46,7 +46,7 @@ from protocol.identifier import InvalidHandle, handle_key, parse_prefix
 from protocol.values import ADMIN_ONLY_PERMS, MAX_INDEX, HandleValue
 from protocol.valuetypes import AdminRef
 
-from .errors import HandleNotFound, InvalidHandleError, InvalidValue, PrefixNotFound, ValueExists
+from .errors import HandleNotFound, InvalidHandleError, InvalidValue, PrefixNotFound, RecordChanged, ValueExists
 from .keys import public_key_value
 from .model import AdminIdentity, PrefixInfo
 from .secrets import generate_secret, hash_password
@@ -283,3 +283,25 @@ async def delegation_of(store: Store, prefix: str) -> HandleValue | None:
     if record is None:
         return None
     return next((v for v in record.values if (v.index, v.type) in WHERE), None)
+
+
+async def advertise_site(store: Store, site: bytes, *, actor: str = "node") -> bool:
+    """Put this node's HS_SITE (``site``, encoded) at index 1 of its own
+    prefix record ``0.NA/<its prefix>`` (the node admin's record), as a
+    Handle.Net prefix record holds its site; written only when it differs
+    (a node that starts again on the same ports writes nothing). Whether it wrote."""
+    handle = node_admin_handle(await store.secondary_prefix())
+    for _ in range(4):                       # another process of the node may be doing the same
+        current = await store.get_versioned(handle)
+        if current.record is None:
+            return False
+        values = list(current.record.values)
+        if any(v.index == SITE_INDEX and v.type == "HS_SITE" and v.data == site for v in values):
+            return False
+        values = [v for v in values if v.index != SITE_INDEX] + [HandleValue(SITE_INDEX, "HS_SITE", site)]
+        try:
+            await store.put_handle(handle, values, mode="replace", actor=actor, expect=current.version)
+        except RecordChanged:
+            continue
+        return True
+    return False

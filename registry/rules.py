@@ -183,7 +183,10 @@ class Registry(Store):
                 tx.log(work.audit)
             changes = work.changes()
             if changes.prefixes:                # the hierarchy hears of it (registry.outbox)
-                outbox.mark(tx, map(handle_key, changes.prefixes))
+                marked = {handle_key(p): p for p in work.prefixes}     # created or changed by this write
+                marked.update(outbox.allocated(tx, (k for k in map(handle_key, _prefix_records(work.handles))
+                                                    if k not in marked)))
+                outbox.mark(tx, marked)
             return result, changes
 
         result, changes = await self.backend.transact(run)
@@ -379,9 +382,9 @@ class Registry(Store):
         await self.backend.transact(outbox.failed, key, version, error, due)
 
     async def outbox_mark_all(self) -> int:
-        keys = [handle_key(info.prefix) for info in await self.backend.list_prefixes()]
-        await self.backend.transact(outbox.mark, keys)
-        return len(keys)
+        prefixes = {handle_key(info.prefix): info.prefix for info in await self.backend.list_prefixes()}
+        await self.backend.transact(outbox.mark, prefixes)
+        return len(prefixes)
 
     # -- identifiers ---------------------------------------------------------------------
     @property

@@ -32,6 +32,10 @@ STATUS = {
     RC.AUTHENTICATION_ERROR: 401,
     RC.SERVER_BUSY: 503,
     RC.OPERATION_NOT_SUPPORTED: 400,
+    # Only a recursive resolution answers these over REST: the node as a gateway, the other node at fault.
+    RC.ERROR: 502,                     # the other nodes were slow, silent or unreachable
+    RC.PROTOCOL_ERROR: 502,            # ... or answered garbage
+    RC.RECURSION_COUNT_TOO_HIGH: 508,  # a referral loop, or too many nodes on the way
 }
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="handle"'}
 

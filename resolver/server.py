@@ -15,7 +15,7 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-from registry import open_store
+from registry import open_store, provision
 from registry.store import Store
 
 from . import logs, serverkey
@@ -119,6 +119,7 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
         hs.advertise(site)                   # get site info
         if pipeline.upstream is not None:
             pipeline.upstream.advertise(site)    # the prefix records of the prefixes homed here
+        await provision.advertise_site(store, site)     # ... and its own (0.NA/<prefix>, stored)
         if settings.upstream.publish_to:         # ... and kept at the top-level node
             await _start_publishing(stack, settings, store, hs, metrics, site)
         yield Running(node, store, port, listeners.port, hs)

@@ -142,6 +142,28 @@ def test_prefix_delegation(node):
     assert node("resolve", "0.NA/88.118.8").exit_code == 1
 
 
+def test_upstream_status_lists_what_waits_to_be_published(node):
+    """Nothing is published here (no upstream.publish_to): the outbox keeps the
+    prefix changes, and the status says where they would go."""
+    status = node.ok("upstream", "status").stdout
+    assert "publishing to: nowhere" in status and "recursion: off; roots: none" in status
+    assert re.search(r"^unpublished: 1$", status, re.M) and re.search(r"^  88\.118\.8  changed \d{4}-", status, re.M)
+    node.ok("prefix", "create", "88.118.9", "--owner", "Other")
+    node.ok("prefix", "delegate", "88.118.9", "--site", "192.0.2.9:2641")
+    assert re.search(r"^unpublished: 2$", node.ok("upstream", "status").stdout, re.M)      # one entry per prefix
+    assert "2 prefixes to publish" in node.ok("upstream", "publish", "--all").stdout
+    env = {"IDNODE_UPSTREAM_PUBLISH_TO": "192.0.2.1:2641", "IDNODE_UPSTREAM_RECURSION": "true"}
+    status = node.ok("upstream", "status", env=env).stdout
+    assert "publishing to: 192.0.2.1:2641 as 300:<this node's prefix>/ADMIN" in status and "recursion: on" in status
+    assert node("upstream", "publish").exit_code == 2                                    # --all is required
+    assert_error(node("upstream", "status", env={"IDNODE_UPSTREAM_ROOTS": "nohost"}), "not a list of servers")
+
+
+def test_key_show_prints_the_public_half_only(node):
+    shown = node.ok("key", "show").stdout
+    assert shown.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in shown
+
+
 def test_prefix_passwd(node):
     result = node.ok("prefix", "passwd", "88.118.8")
     secret = SECRET_LINE.search(result.stdout).group(1)

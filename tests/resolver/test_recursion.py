@@ -137,6 +137,15 @@ async def test_a_misbehaving_upstream_gives_a_clear_code_and_nothing_is_kept(nod
     assert reply.response_code == RC.SUCCESS
 
 
+async def test_rest_says_which_upstream_failure_it_was(node, upstream):
+    async with aiohttp.ClientSession() as session:
+        for mode, status, code in (("garbage", 502, RC.PROTOCOL_ERROR), ("silent", 502, RC.ERROR)):
+            upstream.mode = mode
+            async with session.get(f"{node.running.url}/api/handles/{FAR}?recursive=true") as r:
+                doc = await r.json()
+            assert (r.status, doc["responseCode"]) == (status, code) and doc["message"], doc
+
+
 async def test_a_referral_loop_between_upstreams_is_rc_6(tmp_path, upstream):
     other = await Upstream(mode="refer", refer_to=upstream.port).start()
     upstream.mode, upstream.refer_to = "refer", other.port           # each refers to the other

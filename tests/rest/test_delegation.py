@@ -127,3 +127,17 @@ async def test_misses_are_referred_under_a_delegated_prefix_and_refused_outside_
         assert [x["responseCode"] for x in (await r.json())["results"]] == [302, 301]
     assert (await delegation(live, "88.118.8", None, live.node_admin, "DELETE"))[0] == 200
     assert (await resolved_code(live, "88.118.8/not-here", "udp"))[0] == RC.HANDLE_NOT_FOUND
+
+
+async def test_the_nodes_own_prefix_record_names_its_site(live):
+    """0.NA/88.118, the node admin's record, carries the HS_SITE get site info
+    answers (written at start when it differs), as a Handle.Net prefix record does."""
+    assert await served_from(live, "88.118") == live.running.hs_port
+    async with HandleClient("127.0.0.1", live.running.hs_port, timeout=10.0) as client:
+        record = await client.resolve("0.NA/88.118")
+        site = await client.site_info()
+    (value,) = [v for v in record.values if v.type == "HS_SITE"]
+    assert value.index == 1 and SiteInfo.decode(value.data) == site
+    assert {v.type for v in record.values} == {"HS_SITE", "HS_ADMIN"}        # the secret stays unreadable
+    stored = await live.store.get_handle("0.NA/88.118")
+    assert [v.type for v in stored.values if v.index == 300] == ["HS_SECKEY"]   # and kept

@@ -112,6 +112,8 @@ class Publisher:
                         await self.publish_due()
                     except RegistryError as exc:          # the store is away: the outbox waits there
                         log.warning("upstream outbox unreadable", extra={"error": str(exc)})
+                    except Exception:                     # a defect: said, and the next look goes on
+                        log.exception("publishing failed unexpectedly")
                 await asyncio.sleep(self._interval)
         finally:
             if self._lock is not None:

@@ -280,9 +280,8 @@ class Recursion:
             found = await self._walk(query, start)
             future.set_result(found)
             return found
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()                # retrieved: nobody else may be waiting
+        except BaseException:                 # cancelled (the node stopping): those waiting get an answer
+            future.set_result(Recursed(RC.ERROR, query.handle.text, (), "the resolution was abandoned; ask again"))
             raise
         finally:
             del self._pending[key]
