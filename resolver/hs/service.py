@@ -273,8 +273,12 @@ class HandleService:
         except Refused as exc:
             return self._missed(req, transport, start, refused=exc)
         if full is not None and entry.status in _OTHER_NODES:
-            async for reply in self.full(full[0], full[1], transport, full[2]):
-                return reply
+            replies = self.full(full[0], full[1], transport, full[2])
+            try:
+                async for reply in replies:          # a resolution has one reply
+                    return reply
+            finally:
+                await replies.aclose()
         return self._missed(req, transport, start, entry)
 
     def _missed(self, req: PlainResolution, transport: str, start: float, entry: Entry | None = None,

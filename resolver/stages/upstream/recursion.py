@@ -210,7 +210,7 @@ class _NodeWalk(W.Walk):
         name = body.handle
         if name[:5].lower() == "0.na/":
             self._r.sites.put(handle_key(name[5:]), tuple(following),
-                              record_ttl(HandleRecord(name, tuple(body.values)), time.time(), self._r.max_ttl))
+                              record_ttl(HandleRecord(name, tuple(body.values or ())), time.time(), self._r.max_ttl))
 
 
 class Recursion:
