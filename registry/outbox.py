@@ -11,7 +11,9 @@ of each prefix, in the order its changes were made. One entry per prefix,
 so the outbox never holds more entries than the node has prefixes.
 
 The outbox is one meta entry (the same on every backend): a CBOR map from a
-prefix's key to its :class:`Pending`.
+prefix's key to its :class:`Pending`. One publisher works it at a time,
+among every process of every node on the store: the holder of the lease
+(:func:`take_lease`), so an older state can never overtake a newer one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import cbor2
 from .backend import Tx
 
 META = "outbox"
+LEASE = "outbox.lease"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +91,22 @@ def failed(tx: Tx, key: str, version: int, error: str, due: float) -> None:
         return
     pending[key] = Pending(item.prefix, item.version, item.since, item.tries + 1, error[:300], due)
     _write(tx, pending)
+
+
+def lease_of(raw: object) -> tuple[str, float] | None:
+    """(holder, until) of the publisher's lease from its stored form."""
+    if not raw:
+        return None
+    held = cbor2.loads(raw)
+    return held["owner"], held["until"]
+
+
+def take_lease(tx: Tx, owner: str, seconds: float) -> float:
+    """Take or renew the publisher's lease for ``owner`` unless another holds
+    it unexpired; until when ``owner`` holds it (0: it does not)."""
+    held = lease_of(tx.meta(LEASE))
+    if held is not None and held[0] != owner and held[1] > tx.now:
+        return 0.0
+    until = tx.now + seconds
+    tx.set_meta(LEASE, cbor2.dumps({"owner": owner, "until": until}))
+    return until

@@ -381,6 +381,9 @@ class Registry(Store):
     async def outbox_failed(self, key: str, version: int, error: str, due: float) -> None:
         await self.backend.transact(outbox.failed, key, version, error, due)
 
+    async def outbox_lease(self, owner: str, seconds: float) -> float:
+        return await self.backend.transact(outbox.take_lease, owner, seconds)
+
     async def outbox_mark_all(self) -> int:
         prefixes = {handle_key(info.prefix): info.prefix for info in await self.backend.list_prefixes()}
         await self.backend.transact(outbox.mark, prefixes)

@@ -95,6 +95,11 @@ class NodeStore(abc.ABC):
     async def outbox_failed(self, key: str, version: int, error: str, due: float) -> None: ...
 
     @abc.abstractmethod
+    async def outbox_lease(self, owner: str, seconds: float) -> float:
+        """Take or renew the lease that makes ``owner`` the one publisher on
+        this store (registry.outbox.take_lease): until when it holds it, 0 if not."""
+
+    @abc.abstractmethod
     async def outbox_mark_all(self) -> int:
         """Mark every prefix allocated here (to publish them all again); how many."""
 

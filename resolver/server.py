@@ -131,7 +131,7 @@ async def _start_publishing(stack: contextlib.AsyncExitStack, settings: Settings
         publishing_identity(settings.upstream, await store.secondary_prefix())
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    publisher = Publisher(settings.upstream, store, hs.server_key, metrics.registry, home=settings.home,
+    publisher = Publisher(settings.upstream, store, hs.server_key, metrics.registry,
                           interval=settings.store.poll_interval)
     publisher.advertise(site)
     task = asyncio.create_task(publisher.run(), name="idnode-publisher")

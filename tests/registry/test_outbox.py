@@ -42,3 +42,14 @@ async def test_only_prefixes_allocated_here_are_marked(store, hashes):
     assert await store.outbox_mark_all() == 2
     assert sorted(p.prefix for p in (await store.outbox()).values()) == ["88.118.8", "88.118.9"]
     assert set(await store.outbox()) == {handle_key("88.118.8"), handle_key("88.118.9")}
+
+
+async def test_one_publisher_holds_the_lease_until_it_lets_go_or_it_runs_out(store):
+    first = await store.outbox_lease("a", 30.0)
+    assert first > 0
+    assert await store.outbox_lease("b", 30.0) == 0.0                  # held by another
+    assert await store.outbox_lease("a", 30.0) >= first                # its holder renews it
+    await store.outbox_lease("a", 0.0)                                 # let go (a node stopping)
+    assert await store.outbox_lease("b", 30.0) > 0
+    await store.outbox_lease("b", -1.0)                                # ... or ran out
+    assert await store.outbox_lease("a", 30.0) > 0

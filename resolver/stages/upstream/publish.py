@@ -22,19 +22,21 @@ outbox with its reason and tried again after 1, 2, 4 ... seconds, at most
 :data:`MAX_BACKOFF`; other prefixes go on meanwhile. The local change was
 committed before and stays whatever the top-level node does.
 
-One process of a node publishes: the one holding ``<home>/publisher.lock``.
-Nodes sharing a store each publish the same latest states, harmlessly.
+One process publishes among all the processes of all the nodes on a store:
+the holder of the outbox's lease (``registry.outbox.take_lease``, held for
+:data:`LEASE_SECONDS` and renewed while it works), so two publishers never
+race an older state past a newer one at the top-level node. Another process
+takes the lease over when its holder stops renewing it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import random
 import time
-from pathlib import Path
+import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -53,7 +55,9 @@ from ...settings import UpstreamSettings, servers
 log = logging.getLogger("idnode.upstream")
 
 MAX_BACKOFF = 60.0          # seconds between tries of one prefix, at most
-LOCK_FILE = "publisher.lock"
+LEASE_SECONDS = 30.0        # how long the publisher's lease holds without renewal
+RENEW_BELOW = 20.0          # the holder renews it when less than this is left ...
+WORK_MARGIN = 10.0          # ... and starts a prefix only with at least this left
 
 
 def publishing_identity(settings: UpstreamSettings, own_prefix: str) -> tuple[int, str]:
@@ -72,13 +76,14 @@ def backoff(tries: int) -> float:
 
 class Publisher:
     def __init__(self, settings: UpstreamSettings, store: Store, server_key: Any, registry: CollectorRegistry, *,
-                 home: str | os.PathLike, interval: float = 0.5, clock=time.time) -> None:
+                 interval: float = 0.5, clock=time.time) -> None:
         self._settings = settings
         self._targets = servers(settings.publish_to)
         self._store = store
         self._key = server_key
-        self._lock_path = Path(home) / LOCK_FILE
-        self._lock: int | None = None
+        self._owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._until = 0.0              # until when this process holds the lease (unix seconds)
+        self._next_try = 0.0           # when a process without it asks again
         self._interval = interval
         self._clock = clock
         self._site: bytes | None = None
@@ -102,34 +107,34 @@ class Publisher:
         self._site = site
 
     async def run(self) -> None:
-        """Publish until cancelled (in the process holding the lock)."""
+        """Publish until cancelled, while this process holds the lease."""
         self._own = await self._store.secondary_prefix()
         self._identity = publishing_identity(self._settings, self._own)
         try:
             while True:
-                if self._locked():
-                    try:
+                try:
+                    if await self._leased():
                         await self.publish_due()
-                    except RegistryError as exc:          # the store is away: the outbox waits there
-                        log.warning("upstream outbox unreadable", extra={"error": str(exc)})
-                    except Exception:                     # a defect: said, and the next look goes on
-                        log.exception("publishing failed unexpectedly")
+                except RegistryError as exc:              # the store is away: the outbox waits there
+                    log.warning("upstream outbox unreadable", extra={"error": str(exc)})
+                except Exception:                         # a defect: said, and the next look goes on
+                    log.exception("publishing failed unexpectedly")
                 await asyncio.sleep(self._interval)
         finally:
-            if self._lock is not None:
-                os.close(self._lock)
-                self._lock = None
+            if self._until > self._clock():               # stopping: let another process take over now
+                try:
+                    await self._store.outbox_lease(self._owner, 0.0)
+                except RegistryError:
+                    pass
 
-    def _locked(self) -> bool:
-        if self._lock is None:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                return False
-            self._lock = fd
-        return True
+    async def _leased(self) -> bool:
+        """Whether this process is the publisher (taking or renewing the lease when due)."""
+        now = self._clock()
+        if self._until - now <= RENEW_BELOW and now >= self._next_try:
+            self._until = await self._store.outbox_lease(self._owner, LEASE_SECONDS)
+            if not self._until:
+                self._next_try = now + LEASE_SECONDS / 3
+        return self._until - self._clock() > WORK_MARGIN
 
     async def publish_due(self) -> int:
         """Publish every marked prefix that is due, oldest change first; how many went out."""
@@ -139,6 +144,8 @@ class Publisher:
         for key, item in sorted(pending.items(), key=lambda kv: kv[1].since):
             if item.due > now or self._site is None:
                 continue
+            if self._until - self._clock() <= WORK_MARGIN:     # the lease runs short: renew it first
+                break
             try:
                 await self._publish(item)
             except (HandleClientError, ValueError, OSError) as exc:
