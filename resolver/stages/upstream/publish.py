@@ -98,10 +98,6 @@ class Publisher:
                                  "by outcome: published, failed (tried again later).", ("outcome",),
                                  registry=registry)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._targets)
-
     def advertise(self, site: bytes) -> None:
         """This node's encoded HS_SITE: what an undelegated prefix's record says."""
         self._site = site
