@@ -35,7 +35,7 @@ from .metrics import ConnectionMetrics, Metrics
 from .node import Node
 from .pipeline import build_pipeline
 from .settings import Settings, SettingsError
-from .stages.upstream.publish import Publisher, publishing_identity
+from .stages.upstream.publish import Publisher
 from .shared import SharedState
 
 log = logging.getLogger("idnode.server")
@@ -128,11 +128,10 @@ async def serving(settings: Settings, *, shutdown_timeout: float = 5.0,
 async def _start_publishing(stack: contextlib.AsyncExitStack, settings: Settings, store: Store, hs: HandleService,
                             metrics: Metrics, site: bytes) -> None:
     try:
-        publishing_identity(settings.upstream, await store.secondary_prefix())
+        publisher = Publisher(settings.upstream, store, hs.server_key, metrics.registry,
+                              own_prefix=await store.secondary_prefix(), interval=settings.store.poll_interval)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    publisher = Publisher(settings.upstream, store, hs.server_key, metrics.registry,
-                          interval=settings.store.poll_interval)
     publisher.advertise(site)
     task = asyncio.create_task(publisher.run(), name="idnode-publisher")
 

@@ -301,13 +301,16 @@ _SERVERS = {("upstream", "roots"), ("upstream", "publish_to")}
 
 
 def servers(text: str) -> tuple[str, ...]:
-    """The HOST:PORT items of a comma-separated list (ValueError names a bad one)."""
+    """The HOST:PORT items of a comma-separated list, read as the Handle
+    client reads a server (``[v6]:PORT`` too), the port given (ValueError
+    names a bad one)."""
+    from .hs.client import parse_server          # the one HOST:PORT reader (it pulls in the client)
     out = []
     for item in (i.strip() for i in text.split(",")):
         if not item:
             continue
-        host, sep, port = item.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        _, port = parse_server(item)
+        if not item.endswith(f":{port}"):
             raise ValueError(f"expected HOST:PORT, got {item!r}")
         out.append(item)
     return tuple(out)
@@ -316,6 +319,18 @@ def servers(text: str) -> tuple[str, ...]:
 def networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """The networks of a comma-separated list (ValueError names a bad one)."""
     return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
+
+
+def address_in(peer: str, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    """Whether the address ``peer`` (an IPv4-mapped IPv6 one as its IPv4
+    address) is in one of ``nets``; a peer that is not an address is in none."""
+    try:
+        ip = ipaddress.ip_address(peer.split("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in nets if net.version == ip.version)
 
 
 def _coerce(section: str, name: str, typ: Any, value: Any, origin: str) -> Any:

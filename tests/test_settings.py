@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from resolver import settings as settings_module
-from resolver.settings import Settings, SettingsError, find_config, load_settings
+from resolver.settings import Settings, SettingsError, address_in, find_config, load_settings, networks, servers
 
 
 def every_setting() -> list[tuple[str, dataclasses.Field]]:
@@ -225,3 +225,20 @@ def test_source_is_kept_but_not_compared(elsewhere):
     assert s.with_overrides({"http.port": 1}).source == s.source
     with pytest.raises(SettingsError, match="unknown setting 'source.x'"):
         s.with_overrides({"source.x": 1})
+
+
+def test_server_lists_are_read_as_the_handle_client_reads_a_server():
+    settings = load_settings(env={"IDNODE_UPSTREAM_ROOTS": "[::1]:2641, 127.0.0.1:9"})
+    assert servers(settings.upstream.roots) == ("[::1]:2641", "127.0.0.1:9")
+    assert load_settings(env={}, overrides={"upstream.roots": ["127.0.0.1:1", "[::1]:2"]}).upstream.roots == \
+        "127.0.0.1:1,[::1]:2"                                        # a TOML list
+    for bad in ("127.0.0.1", "::1", "[::1]", "127.0.0.1:0", "127.0.0.1:x"):
+        with pytest.raises(SettingsError, match="not a list of servers"):
+            load_settings(env={"IDNODE_UPSTREAM_ROOTS": bad})
+
+
+def test_an_address_is_in_a_network_list_whatever_its_spelling():
+    nets = networks("127.0.0.0/8,2001:db8::/32")
+    assert address_in("127.0.0.1", nets) and address_in("::ffff:127.0.0.1", nets)     # IPv4-mapped
+    assert address_in("2001:db8::1%eth0", nets) and not address_in("10.0.0.1", nets)
+    assert not address_in("not an address", nets)

@@ -12,11 +12,9 @@ by default, walk the hierarchy themselves. A request that has crossed
 
 from __future__ import annotations
 
-import ipaddress
-
 from protocol.codes import RC
 
-from ..settings import UpstreamSettings, networks
+from ..settings import UpstreamSettings, address_in, networks
 from .caller import Caller
 from .errors import Refused
 
@@ -30,15 +28,7 @@ class RecursionPolicy:
     def allows(self, caller: Caller | None, hops: int) -> bool:
         """Whether ``caller`` may have the node recurse (Refused RC 6 when the
         request has crossed too many nodes already)."""
-        if not self.on or caller is None:
-            return False
-        try:
-            address = ipaddress.ip_address(caller.source.split("%")[0])
-        except ValueError:
-            return False
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not any(address in network for network in self._networks):
+        if not self.on or caller is None or not address_in(caller.source, self._networks):
             return False
         if hops >= self.max_hops:
             raise Refused(RC.RECURSION_COUNT_TOO_HIGH, f"the request has crossed {hops} nodes already")

@@ -31,7 +31,7 @@ import ipaddress
 import time
 from typing import Callable
 
-from ..settings import HandleSettings, networks
+from ..settings import HandleSettings, address_in, networks
 
 ANSWER, SLIP, DROP = 0, 1, 2
 _EXEMPT = ""                       # the prefix key of an exempt peer
@@ -79,11 +79,7 @@ class ResponseRateLimit:
         if len(self._keys) >= self.max_sources:
             self._keys.clear()                        # a cache: rebuilt as peers come back
             self.exempt.clear()
-        try:
-            ip = ipaddress.ip_address(peer)
-        except ValueError:
-            ip = None
-        if ip is not None and any(ip in net for net in self._exempt if net.version == ip.version):
+        if address_in(peer, self._exempt):
             key = _EXEMPT
             self.exempt.add(peer)
         else:

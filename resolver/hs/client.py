@@ -619,17 +619,22 @@ def parse_server(text: str, default_port: int = 2641) -> tuple[str, int]:
 
 
 async def resolve_record(server: str, handle: str, *, udp: bool = False, timeout: float = 10.0,
-                         recursive: bool = True) -> tuple[str, tuple[HandleValue, ...]]:
-    """One resolution for the CLI: ``server`` is ``HOST:PORT``. Over UDP, an
-    RC 2 refusal (an answer too large for UDP, a rate-limited source) is asked
-    again over TCP, as Handle.Net's resolver does. ``recursive=False`` clears
-    REC (a client walking the referrals itself)."""
+                         recursive: bool = True, recursion_count: int = 0,
+                         limits: Limits = CLIENT_LIMITS) -> tuple[str, tuple[HandleValue, ...]]:
+    """One resolution (the CLI's, a walk's): ``server`` is ``HOST:PORT``. Over
+    UDP, an RC 2 refusal (an answer too large for UDP, a rate-limited source)
+    is asked again over TCP, as Handle.Net's resolver does. ``recursive=False``
+    clears REC (a client walking the referrals itself); ``recursion_count``:
+    the nodes the request crossed; ``limits``: the largest reply taken.
+    A success that is not a resolution response is a malformed reply."""
     host, port = parse_server(server)
 
     async def over(transport: str) -> tuple[str, tuple[HandleValue, ...]]:
-        async with HandleClient(host, port, transport=transport, timeout=timeout) as client:
-            reply = await client.resolve(handle, recursive=recursive)
-        return reply.handle, reply.values
+        async with HandleClient(host, port, transport=transport, timeout=timeout, limits=limits) as client:
+            reply = await client.resolve(handle, recursive=recursive, recursion_count=recursion_count)
+        if not isinstance(reply, ResolutionResponse):
+            raise HandleMalformedReply("the reply to a resolution is not a resolution response")
+        return reply.handle, tuple(reply.values)
 
     if udp:
         try:

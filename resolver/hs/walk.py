@@ -108,10 +108,7 @@ class Walk:
     async def ask(self, server: str, handle: str, site: tuple[str, ...]) -> tuple[str, tuple[HandleValue, ...]]:
         """``handle`` at ``server`` (one of ``site``): (its name, its values),
         asked with REC cleared: the walk follows the referrals itself."""
-        name, values = await resolve_record(server, handle, udp=self.udp, timeout=self.timeout, recursive=False)
-        if not isinstance(name, str):
-            raise HandleMalformedReply("the reply to a resolution is not a resolution response")
-        return name, values
+        return await resolve_record(server, handle, udp=self.udp, timeout=self.timeout, recursive=False)
 
     def referred(self, body: ReferralResponse, servers: list[str]) -> None:
         """A referral was followed to ``servers``."""

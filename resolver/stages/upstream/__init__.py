@@ -59,9 +59,7 @@ class UpstreamStage:
         """``query`` resolved elsewhere for its client: ``entry`` is this
         node's answer (REFERRED or NOT_HERE), which says where to start. The
         caller decided that the client may have the node recurse."""
-        async def local(handle: str) -> HandleRecord | None:
-            return await self._store.get_handle(handle)
-        return await self.recursion.resolve(query, await self.recursion.start_at(query, entry, local))
+        return await self.recursion.resolve(query, entry, self._store.get_handle)
 
     def advertise(self, site: bytes) -> None:
         """This node's encoded HS_SITE: the prefix records it makes point here."""

@@ -76,7 +76,8 @@ def backoff(tries: int) -> float:
 
 class Publisher:
     def __init__(self, settings: UpstreamSettings, store: Store, server_key: Any, registry: CollectorRegistry, *,
-                 interval: float = 0.5, clock=time.time) -> None:
+                 own_prefix: str, interval: float = 0.5, clock=time.time) -> None:
+        """``own_prefix``: this node's; ValueError when ``publish_as`` is not INDEX:HANDLE."""
         self._settings = settings
         self._targets = servers(settings.publish_to)
         self._store = store
@@ -87,8 +88,8 @@ class Publisher:
         self._interval = interval
         self._clock = clock
         self._site: bytes | None = None
-        self._own = ""
-        self._identity = (0, "")
+        self._own = own_prefix
+        self._identity = publishing_identity(settings, own_prefix)
         self.pending = Gauge("idnode_upstream_outbox_pending", "Prefixes whose record the top-level node has yet to "
                              "be told (the publishing process's count).", registry=registry,
                              multiprocess_mode="max")
@@ -104,8 +105,6 @@ class Publisher:
 
     async def run(self) -> None:
         """Publish until cancelled, while this process holds the lease."""
-        self._own = await self._store.secondary_prefix()
-        self._identity = publishing_identity(self._settings, self._own)
         try:
             while True:
                 try:
@@ -136,12 +135,13 @@ class Publisher:
         """Publish every marked prefix that is due, oldest change first; how many went out."""
         pending = await self._store.outbox()
         now = self._clock()
-        done = 0
+        done = tried = 0
         for key, item in sorted(pending.items(), key=lambda kv: kv[1].since):
             if item.due > now or self._site is None:
                 continue
             if self._until - self._clock() <= WORK_MARGIN:     # the lease runs short: renew it first
                 break
+            tried += 1
             try:
                 await self._publish(item)
             except (HandleClientError, ValueError, OSError) as exc:
@@ -153,7 +153,7 @@ class Publisher:
             self.published.labels("published").inc()
             if await self._store.outbox_settle(key, item.version):
                 done += 1
-        left = await self._store.outbox()
+        left = await self._store.outbox() if tried else pending      # read again only when it changed
         self.pending.set(len(left))
         self.oldest.set(max((now - i.since for i in left.values()), default=0.0))
         return done

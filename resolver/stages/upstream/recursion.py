@@ -28,8 +28,8 @@ from registry.model import HandleRecord
 
 from ...cache import REFERRED, Entry, record_ttl
 from ...hs import walk as W
-from ...hs.client import (HandleClient, HandleClientError, HandleMalformedReply, HandleResponseError, HandleTimeout,
-                          HandleTransportError, parse_server)
+from ...hs.client import (HandleClientError, HandleResponseError, HandleTimeout, HandleTransportError,
+                          resolve_record)
 from ...query import Query
 from ...settings import CacheSettings, UpstreamSettings, servers
 
@@ -135,7 +135,7 @@ class _Metrics:
         self.recursions = Counter("idnode_upstream_recursions_total",
                                   "Recursive resolutions, by outcome: answered (by another node), cached, failed "
                                   "(RC 2, 4 or 6 to the client), busy (max_pending reached: RC 3), refused (the "
-                                  "client may not recurse: it got the referral), off (recursion is off).",
+                                  "client may not recurse: it got the referral).",
                                   ("outcome",), registry=registry)
         self.pending = Gauge("idnode_upstream_recursions_pending", "Recursive resolutions under way.",
                              registry=registry, multiprocess_mode="livesum")
@@ -172,7 +172,8 @@ class _NodeWalk(W.Walk):
             raise HandleTimeout("the resolution's deadline passed")
         start = time.monotonic()
         try:
-            reply = await self._resolve(server, handle, min(self.timeout, left))
+            found = await resolve_record(server, handle, udp=self.udp, timeout=min(self.timeout, left),
+                                         recursive=False, recursion_count=self._count, limits=REPLY_LIMITS)
         except HandleResponseError as exc:
             r.breakers.succeeded(site)
             r.metrics.requests.labels(label, "referred" if exc.code in W.REFERRALS else "error").inc()
@@ -186,25 +187,7 @@ class _NodeWalk(W.Walk):
             r.metrics.seconds.labels(label).observe(time.monotonic() - start)
         r.breakers.succeeded(site)
         r.metrics.requests.labels(label, "answered").inc()
-        return reply.handle, tuple(reply.values)
-
-    async def _resolve(self, server: str, handle: str, timeout: float):
-        """One resolution at ``server``; over UDP, an RC 2 (too large for UDP,
-        rate-limited) is asked again over TCP, as Handle.Net's resolver does."""
-        host, port = parse_server(server)
-        for transport in (("udp", "tcp") if self.udp else ("tcp",)):
-            try:
-                async with HandleClient(host, port, transport=transport, timeout=timeout,
-                                        limits=REPLY_LIMITS) as client:
-                    reply = await client.resolve(handle, recursive=False, recursion_count=self._count)
-            except HandleResponseError as exc:
-                if transport == "tcp" or exc.code != RC.ERROR:
-                    raise
-                continue
-            if not isinstance(getattr(reply, "handle", None), str):
-                raise HandleMalformedReply("the reply to a resolution is not a resolution response")
-            return reply
-        raise AssertionError("unreachable")
+        return found
 
     def referred(self, body: ReferralResponse, following: list[str]) -> None:
         name = body.handle
@@ -244,7 +227,9 @@ class Recursion:
         if entry.status == REFERRED:
             found = W.servers_of(entry.record.values, udp)
             for v in entry.record.values:
-                if not found and v.type == "HS_SERV":
+                if found:
+                    break
+                if v.type == "HS_SERV":
                     service = await local(v.data.decode("utf-8", "replace"))
                     found = W.servers_of(service.values if service is not None else (), udp)
             return found
@@ -255,16 +240,18 @@ class Recursion:
                 return list(known)
         return list(self.roots)
 
-    async def resolve(self, query: Query, start: list[str]) -> Recursed:
-        """``query``'s identifier resolved from ``start`` on (its whole public
-        record: the caller's filters apply to it afterwards)."""
+    async def resolve(self, query: Query, entry: Entry,
+                      local: Callable[[str], Awaitable[HandleRecord | None]]) -> Recursed:
+        """``query``'s identifier resolved elsewhere (its whole public record:
+        the caller's filters apply to it afterwards), from where this node's
+        own answer ``entry`` says (:meth:`start_at`)."""
         key = query.handle.key
         kept = self.answers.get(key)
         if kept is not None:
             self.counted("cached")
             return kept
-        if not start:
-            self.counted("failed")
+        start = await self.start_at(query, entry, local)
+        if not start:                          # nobody to ask: this node's own word stands
             return Recursed(RC.SERVER_NOT_RESPONSIBLE, query.handle.text, (),
                             f"prefix {query.handle.prefix} is not served by this node, and it knows no node to ask")
         under_way = self._pending.get(key)
